@@ -1,0 +1,298 @@
+"""The `ember` command: inspect, run and bench .ember models.
+
+Exit codes: 0 success, 1 a user error (one line on stderr), 2 bad usage. --debug shows
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+class UserError(Exception):
+    """A problem with what the user gave: printed as one line, exit code 1."""
+
+
+def _interpreter(path, num_threads=1):
+    from .interpreter import Interpreter
+
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file")
+    try:
+        return Interpreter(model_path=path, num_threads=num_threads)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _allocate(it):
+    from ._capi import EmberError
+
+    try:
+        it.allocate_tensors()
+    except EmberError as e:
+        raise UserError(str(e)) from None
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+def model_summary(path: str) -> dict:
+    it = _interpreter(path)
+    _allocate(it)
+    tensors = it.get_tensor_details()
+    from ._capi import lib
+
+    const = {i for i in range(len(tensors)) if lib.ember_tensor_is_constant(it._tensor(i))}
+    nodes = it.get_node_details()
+    ops = {}
+    for n in nodes:
+        ops[n["op"]] = ops.get(n["op"], 0) + 1
+    def tensor_info(d):
+        q = d["quantization_parameters"]
+        info = {
+            "index": d["index"], "name": d["name"], "shape": d["shape"].tolist(),
+            "dtype": np.dtype(d["dtype"]).name, "constant": d["index"] in const,
+            "bytes": int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize,
+        }
+        if len(q["scales"]):
+            info["quantization"] = {"scales": q["scales"].tolist(),
+                                    "zero_points": q["zero_points"].tolist(),
+                                    "axis": int(q["quantized_dimension"])}
+        return info
+    return {
+        "file": path,
+        "file_bytes": os.path.getsize(path),
+        "metadata": it.metadata,
+        "inputs": [tensor_info(d) for d in it.get_input_details()],
+        "outputs": [tensor_info(d) for d in it.get_output_details()],
+        "ops": ops,
+        "nodes": [{k: n[k] for k in ("index", "op", "name", "inputs", "outputs")} for n in nodes],
+        "tensors": [tensor_info(d) for d in tensors],
+        "constant_bytes": sum(tensor_info(d)["bytes"] for d in tensors if d["index"] in const),
+        "arena_bytes": it.arena_size,
+    }
+
+
+def cmd_inspect(args) -> int:
+    s = model_summary(args.model)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"{s['file']}: {_fmt_bytes(s['file_bytes'])}")
+    for k, v in s["metadata"].items():
+        print(f"  {k}: {v}")
+    print(f"inputs:  " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in s["inputs"]))
+    print(f"outputs: " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in s["outputs"]))
+    print(f"ops ({len(s['nodes'])} nodes): "
+          + ", ".join(f"{op} x{n}" for op, n in sorted(s["ops"].items(), key=lambda kv: -kv[1])))
+    print(f"constants: {_fmt_bytes(s['constant_bytes'])} (used in place from the file)")
+    print(f"arena: {_fmt_bytes(s['arena_bytes'])} for all activations")
+    print("\nnodes:")
+    names = {t["index"]: t for t in s["tensors"]}
+    for n in s["nodes"]:
+        outs = ", ".join(f"{names[o]['name']} {names[o]['shape']}" for o in n["outputs"])
+        print(f"  {n['index']:4d} {n['op']:<16} {n['name']:<24} -> {outs}")
+    print("\ntensors:")
+    for t in s["tensors"]:
+        q = ""
+        if "quantization" in t:
+            sc = t["quantization"]["scales"]
+            q = (f" scale={sc[0]:.6g} zp={t['quantization']['zero_points'][0]}" if len(sc) == 1
+                 else f" per-axis({t['quantization']['axis']}) x{len(sc)}")
+        kind = "const" if t["constant"] else ""
+        print(f"  {t['index']:4d} {t['name']:<32} {t['dtype']:<8} {str(t['shape']):<20}"
+              f" {_fmt_bytes(t['bytes']):>10} {kind}{q}")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------
+
+def _parse_inputs(pairs, details):
+    by_name = {d["name"]: d for d in details}
+    feeds = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UserError(f"--input '{pair}': expected NAME=FILE.npy")
+        name, path = pair.split("=", 1)
+        if name not in by_name:
+            raise UserError(f"--input '{name}': the model has no input of that name "
+                            f"(inputs: {', '.join(by_name)})")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"--input '{name}': cannot read {path}: {e}") from None
+    missing = [n for n in by_name if n not in feeds]
+    if missing:
+        raise UserError(f"missing --input for {', '.join(missing)}")
+    return feeds
+
+
+def _feed(it, feeds):
+    for d in it.get_input_details():
+        x = feeds[d["name"]]
+        if np.dtype(x.dtype) != np.dtype(d["dtype"]):
+            raise UserError(f"input '{d['name']}' is {x.dtype}, the model takes "
+                            f"{np.dtype(d['dtype']).name}")
+        if tuple(x.shape) != tuple(d["shape"]):
+            try:
+                it.resize_tensor_input(d["index"], x.shape)
+            except ValueError as e:
+                raise UserError(f"input '{d['name']}': {e}") from None
+    _allocate(it)
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], feeds[d["name"]])
+
+
+def _invoke(it):
+    from ._capi import EmberError
+
+    try:
+        it.invoke()
+    except EmberError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_run(args) -> int:
+    it = _interpreter(args.model, args.threads)
+    feeds = _parse_inputs(args.input, it.get_input_details())
+    _feed(it, feeds)
+    t0 = time.perf_counter()
+    _invoke(it)
+    dt = time.perf_counter() - t0
+    outs = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+    for name, y in outs.items():
+        flat = y.reshape(-1)
+        preview = np.array2string(flat[:8], precision=5, separator=", ")
+        print(f"{name}: {y.dtype}{list(y.shape)} {preview}{' ...' if flat.size > 8 else ''}")
+    print(f"latency: {dt * 1e3:.3f} ms")
+    if args.output:
+        if os.path.abspath(args.output) in {os.path.abspath(p.split('=', 1)[1]) for p in args.input or []}:
+            raise UserError(f"-o {args.output} would overwrite an input file")
+        np.savez(args.output, **outs)
+        print(f"wrote {args.output}")
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------
+
+def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dict:
+    it = _interpreter(path, threads)
+    details = it.get_input_details()
+    rng = np.random.default_rng(0)
+    feeds = inputs or {}
+    for d in details:
+        if d["name"] not in feeds:
+            dt = np.dtype(d["dtype"])
+            shape = tuple(d["shape"])
+            feeds[d["name"]] = (rng.standard_normal(shape).astype(dt) if dt.kind == "f"
+                                else np.zeros(shape, dt))
+    _feed(it, feeds)
+    for _ in range(warmup):
+        _invoke(it)
+    it.set_profiling(profile)
+    times, per_node = [], {}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _invoke(it)
+        times.append(time.perf_counter() - t0)
+        if profile:
+            for n in it.get_node_details():
+                per_node.setdefault(n["index"], [n["op"], n["name"], 0.0])[2] += n["time"]
+    t = np.array(times) * 1e3
+    result = {
+        "model": path, "threads": threads, "runs": runs, "warmup": warmup,
+        "min_ms": float(t.min()), "median_ms": float(np.median(t)),
+        "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()),
+        "arena_bytes": it.arena_size,
+    }
+    if profile:
+        total = sum(v[2] for v in per_node.values()) or 1.0
+        result["profile"] = sorted(
+            ({"node": k, "op": v[0], "name": v[1], "ms": v[2] / runs * 1e3,
+              "percent": 100.0 * v[2] / total} for k, v in per_node.items()),
+            key=lambda r: -r["ms"])
+    return result
+
+
+def cmd_bench(args) -> int:
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        raise UserError("--runs and --threads must be >= 1 and --warmup >= 0")
+    r = bench(args.model, args.threads, args.runs, args.warmup, args.profile)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['model']}: {r['runs']} runs after {r['warmup']} warm-up, {r['threads']} thread(s)")
+    print(f"latency ms: min {r['min_ms']:.3f}  median {r['median_ms']:.3f}  "
+          f"p90 {r['p90_ms']:.3f}  max {r['max_ms']:.3f}")
+    print(f"arena: {_fmt_bytes(r['arena_bytes'])}")
+    if args.profile:
+        print(f"\n{'node':>5} {'op':<16} {'name':<28} {'ms':>9} {'%':>6}")
+        for p in r["profile"]:
+            print(f"{p['node']:>5} {p['op']:<16} {p['name'][:28]:<28} {p['ms']:9.4f} {p['percent']:6.1f}")
+    return 0
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ember", description="Ember: run models on device.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="version", version="ember 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="ops, tensors, shapes, dtypes, sizes and arena of a model")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_inspect)
+
+    s = sub.add_parser("run", help="run a model on inputs from .npy files")
+    s.add_argument("model")
+    s.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy")
+    s.add_argument("-o", "--output", metavar="OUT.npz")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("bench", help="latency min/median/p90/max and a per-op profile")
+    s.add_argument("model")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--runs", type=int, default=50)
+    s.add_argument("--warmup", type=int, default=5)
+    s.add_argument("--profile", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"ember {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug of ours: still one line, unless --debug
+        if args.debug:
+            raise
+        print(f"ember {args.command}: internal error: {type(e).__name__}: {e} "
+              "(run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

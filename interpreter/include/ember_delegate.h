@@ -1,0 +1,56 @@
+/* Ember delegate interface: hand subgraphs to another backend (a GPU, an accelerator).
+ *
+ * At each ember_interpreter_allocate, after shapes are known, the interpreter asks each
+ * delegate (in the order given in EmberInterpreterOptions) which nodes it supports; a node
+ * goes to the first delegate that takes it. Supported nodes are grouped into maximal
+ * partitions (a partition never depends on itself through a CPU node), each partition is
+ * prepared once and then invoked in place of its nodes. Tensors cross between the CPU and
+ * the delegate only at partition boundaries: a partition reads its inputs from, and writes
+ * its outputs to, the CPU tensors' data; tensors internal to a partition get no CPU memory
+ * (their data pointer is NULL) and are the delegate's business.
+ */
+#ifndef EMBER_DELEGATE_H
+#define EMBER_DELEGATE_H
+
+#include "ember.h"
+#include "kernel.h" /* EmberNode, EmberTensor, EmberParams, EMBER_OP_* */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a delegate sees of the graph. Shapes and dtypes are final; data pointers are set
+ * for constants and for CPU-visible tensors. */
+typedef struct EmberGraphView {
+  int nnodes;
+  const EmberNode *nodes;
+  int ntensors;
+  EmberTensor *tensors;
+} EmberGraphView;
+
+typedef struct EmberPartition {
+  int nnodes;
+  const int *nodes;     /* node indices, in an order that respects dependencies */
+  int ninputs;
+  const int *inputs;    /* tensors read from outside the partition (constants included) */
+  int noutputs;
+  const int *outputs;   /* tensors the partition must write for the CPU or the caller */
+} EmberPartition;
+
+struct EmberDelegate {
+  const char *name;
+  void *data;  /* the delegate's own state */
+  /* Nonzero when the delegate runs node `node`; otherwise it may say why in `why`. */
+  int (*supports)(EmberDelegate *d, const EmberGraphView *g, int node, char *why,
+                  size_t why_size);
+  /* Takes one partition; *handle is passed back to invoke and release. */
+  EmberStatus (*prepare)(EmberDelegate *d, const EmberGraphView *g, const EmberPartition *p,
+                         void **handle, char *err, size_t err_size);
+  EmberStatus (*invoke)(EmberDelegate *d, void *handle, char *err, size_t err_size);
+  void (*release)(EmberDelegate *d, void *handle);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,181 @@
+/* The interface between the interpreter core and the op kernels.
+ *
+ * Each op has a prepare step (check inputs, dtypes and attributes, set the output shapes and
+ * dtypes, ask for scratch) and an eval step (compute). Kernels never touch the model file's
+ * bytes: the loader has already verified them and parsed each op's options into EmberParams.
+ * Kernels report errors through ember_kernel_error(), which the core prefixes with the node's
+ * name and op.
+ */
+#ifndef EMBER_KERNEL_H
+#define EMBER_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember.h"
+
+enum {
+#define EMBER_OP(num, name, sym) EMBER_OP_##name = num,
+#include "ops.def"
+#undef EMBER_OP
+  EMBER_OP_COUNT
+};
+
+/* Numbers match the schema enums. */
+enum { EMBER_ACT_NONE = 0, EMBER_ACT_RELU = 1, EMBER_ACT_RELU6 = 2, EMBER_ACT_CLIP = 3 };
+enum { EMBER_PAD_CONSTANT = 0, EMBER_PAD_REFLECT = 1, EMBER_PAD_EDGE = 2 };
+enum { EMBER_RESIZE_NEAREST = 0, EMBER_RESIZE_BILINEAR = 1 };
+enum {
+  EMBER_COORD_HALF_PIXEL = 0,
+  EMBER_COORD_PYTORCH_HALF_PIXEL = 1,
+  EMBER_COORD_ALIGN_CORNERS = 2,
+  EMBER_COORD_ASYMMETRIC = 3,
+  EMBER_COORD_TF_HALF_PIXEL_FOR_NN = 4,
+};
+enum {
+  EMBER_NEAREST_ROUND_PREFER_FLOOR = 0,
+  EMBER_NEAREST_ROUND_PREFER_CEIL = 1,
+  EMBER_NEAREST_FLOOR = 2,
+  EMBER_NEAREST_CEIL = 3,
+};
+enum { EMBER_BLOCK_DCR = 0, EMBER_BLOCK_CRD = 1 };
+
+/* The most outputs a Split may have, and the most entries of a list option. */
+#define EMBER_MAX_SPLITS 64
+
+/* Every op's options, parsed by the loader from the file's option table. Fields an op does
+ * not use keep the defaults the loader sets (those of the schema). */
+typedef struct EmberParams {
+  /* fused activation: act_min/act_max is the resolved clamp range (±INFINITY for none) */
+  int32_t activation;
+  float act_min, act_max;
+  /* conv / pool: [h, w] and [top, left, bottom, right] */
+  int32_t strides[2], dilations[2], pads[4], kernel[2], output_padding[2];
+  int32_t groups;
+  bool count_include_pad;
+  /* Clip */
+  float clip_min, clip_max;
+  /* LeakyRelu, Elu, HardSigmoid */
+  float alpha, beta;
+  /* Gelu */
+  bool approximate;
+  /* Softmax, LogSoftmax, Concat, Gather, Split (may be negative: count from the end) */
+  int32_t axis;
+  /* reductions, Squeeze, ExpandDims, Slice */
+  int32_t naxes;
+  int32_t axes[EMBER_MAX_DIMS];
+  bool keepdims;
+  /* Reshape: target shape with -1 / 0 */
+  int32_t nshape;
+  int32_t shape[EMBER_MAX_DIMS];
+  /* Transpose */
+  int32_t nperm;
+  int32_t perm[EMBER_MAX_DIMS];
+  /* Split: sizes along axis (nsizes == 0: equal parts) */
+  int32_t nsizes;
+  int32_t sizes[EMBER_MAX_SPLITS];
+  /* Slice (ONNX semantics); nslice entries each, axes in `axes` (naxes == nslice) */
+  int32_t nslice;
+  int64_t starts[EMBER_MAX_DIMS], ends[EMBER_MAX_DIMS], steps[EMBER_MAX_DIMS];
+  /* Tile */
+  int32_t nmultiples;
+  int32_t multiples[EMBER_MAX_DIMS];
+  /* Pad: [begin_0..begin_{n-1}, end_0..end_{n-1}] */
+  int32_t npads;
+  int32_t pad_amounts[2 * EMBER_MAX_DIMS];
+  int32_t pad_mode;
+  float pad_value;
+  /* Resize: out_size [h, w] when has_size, else scales [h, w] */
+  int32_t resize_mode, coordinate_mode, nearest_mode;
+  bool has_size;
+  int32_t out_size[2];
+  float scales[2];
+  /* DepthToSpace, SpaceToDepth */
+  int32_t block_size, block_mode;
+} EmberParams;
+
+struct EmberTensor {
+  const char *name;
+  EmberType type;
+  int ndims;
+  int32_t dims[EMBER_MAX_DIMS];
+  void *data;            /* NULL until allocated (constants: points into the model) */
+  size_t bytes;          /* size of data for the current shape */
+  bool is_const;
+  /* quantization: nscales == 0 means none; 1 is per tensor; more is per `quant_axis` */
+  int32_t nscales;
+  const float *scales;
+  const int64_t *zero_points;
+  int32_t quant_axis;
+};
+
+typedef struct EmberNode {
+  int32_t op;            /* EMBER_OP_* */
+  const char *name;
+  int32_t ninputs, noutputs;
+  const int32_t *inputs; /* tensor indices, -1 for an absent optional input */
+  const int32_t *outputs;
+  EmberParams params;
+} EmberNode;
+
+typedef struct EmberKernelCtx {
+  const EmberNode *node;
+  const EmberParams *params;
+  int ninputs, noutputs;
+  EmberTensor **inputs;  /* NULL entries for absent optional inputs */
+  EmberTensor **outputs;
+  /* prepare may set scratch_bytes; eval then gets that much in `scratch` (64-byte aligned) */
+  size_t scratch_bytes;
+  void *scratch;
+  int num_threads;
+  char *error;           /* message buffer owned by the interpreter */
+  size_t error_size;
+} EmberKernelCtx;
+
+typedef struct EmberKernel {
+  EmberStatus (*prepare)(EmberKernelCtx *ctx);
+  EmberStatus (*eval)(EmberKernelCtx *ctx);
+} EmberKernel;
+
+/* The kernel of an opcode, or NULL. */
+const EmberKernel *ember_kernel_for(int op);
+
+#define EMBER_OP(num, name, sym) extern const EmberKernel ember_kernel_##sym;
+#include "ops.def"
+#undef EMBER_OP
+
+/* ---- helpers for kernels (kernel_util.c) ---- */
+
+/* Formats a message into ctx->error and returns status. */
+EmberStatus ember_kernel_error(EmberKernelCtx *ctx, EmberStatus status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+size_t ember_type_size(EmberType type);
+/* Product of dims; 0 for an empty tensor. */
+size_t ember_num_elements(const EmberTensor *t);
+/* Sets shape and dtype of an output and its byte size; fails (EMBER_ERROR_SHAPE) on negative
+ * dims, too many dims or a size that overflows. */
+EmberStatus ember_set_output(EmberKernelCtx *ctx, EmberTensor *out, EmberType type, int ndims,
+                             const int32_t *dims);
+/* Normalizes axis into [0, ndims) or returns -1. */
+int ember_normalize_axis(int axis, int ndims);
+/* numpy broadcasting of a and b's shapes into out (ndims <= EMBER_MAX_DIMS). */
+EmberStatus ember_broadcast_shape(EmberKernelCtx *ctx, const EmberTensor *a, const EmberTensor *b,
+                                  int *ndims, int32_t *dims);
+/* Applies the fused activation clamp. */
+static inline float ember_activate(float x, const EmberParams *p) {
+  if (x < p->act_min) return p->act_min;
+  if (x > p->act_max) return p->act_max;
+  return x;
+}
+/* Checks the input count (min..max, with optional inputs allowed to be absent past min) and
+ * that input i is present. */
+EmberStatus ember_check_io(EmberKernelCtx *ctx, int min_inputs, int max_inputs, int noutputs);
+EmberStatus ember_check_type(EmberKernelCtx *ctx, const EmberTensor *t, EmberType type,
+                             const char *what);
+
+#endif /* EMBER_KERNEL_H */
