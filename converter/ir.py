@@ -46,7 +46,8 @@ class Tensor:
             raise ValueError(f"tensor '{self.name}': dtype {self.dtype} is not supported")
         self.shape = tuple(int(d) for d in self.shape)
         if self.data is not None:
-            self.data = np.ascontiguousarray(self.data, dtype=self.dtype)
+            data = np.asarray(self.data, dtype=self.dtype)  # (ascontiguousarray makes 0-d 1-d)
+            self.data = data if data.flags.c_contiguous else np.ascontiguousarray(data)
             if self.data.shape != self.shape:
                 raise ValueError(
                     f"tensor '{self.name}': data shape {self.data.shape} != shape {self.shape}"

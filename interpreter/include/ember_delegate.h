@@ -20,7 +20,8 @@ extern "C" {
 #endif
 
 /* What a delegate sees of the graph. Shapes and dtypes are final; data pointers are set
- * for constants and for CPU-visible tensors. */
+ * for constants and for CPU-visible tensors. The view (and a partition's lists) stay valid
+ * until the partition is released. */
 typedef struct EmberGraphView {
   int nnodes;
   const EmberNode *nodes;

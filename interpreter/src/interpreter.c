@@ -43,6 +43,7 @@ struct EmberInterpreter {
   EmberDelegate **delegates;   /* borrowed */
   int ndelegates;
   int *placement;              /* per node: delegate index or -1 */
+  EmberGraphView view;         /* what delegates see; valid as long as the interpreter */
   Step *steps;
   int nsteps;
   Partition *partitions;
@@ -443,9 +444,11 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
     first[t] = producer[t] >= 0 ? step_of[producer[t]] : 0;
     last[t] = first[t];
   }
+  /* Inputs keep their bytes across invokes (callers set them once and may invoke again). */
   for (int i = 0; i < m->ninputs; i++) {
     is_input[m->inputs[i]] = true;
     needed[m->inputs[i]] = true;
+    last[m->inputs[i]] = ns;
   }
   for (int i = 0; i < m->noutputs; i++) {
     last[m->outputs[i]] = ns;
@@ -528,7 +531,6 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
     }
     it->arena_size = size;
   }
-  if (it->arena) memset(it->arena, 0, it->arena_size);
   for (int t = 0; t < nt; t++) {
     EmberTensor *tt = &it->tensors[t];
     if (tt->is_const) continue;
@@ -557,12 +559,13 @@ EmberStatus ember_interpreter_allocate(EmberInterpreter *it) {
   const EmberModel *m = it->model;
   int *producer = producer_map(m);
   if (!producer) return set_error(it, EMBER_ERROR_OUT_OF_MEMORY, "out of memory");
-  EmberGraphView view = {m->nnodes, m->nodes, m->ntensors, it->tensors};
+  it->view = (EmberGraphView){m->nnodes, m->nodes, m->ntensors, it->tensors};
+  const EmberGraphView *view = &it->view;
   for (int i = 0; i < m->nnodes; i++) {
     it->placement[i] = -1;
     for (int d = 0; d < it->ndelegates && it->placement[i] < 0; d++) {
       char why[160] = "";
-      if (it->delegates[d]->supports(it->delegates[d], &view, i, why, sizeof why)) it->placement[i] = d;
+      if (it->delegates[d]->supports(it->delegates[d], view, i, why, sizeof why)) it->placement[i] = d;
     }
   }
   s = build_steps(it, producer);
@@ -573,7 +576,7 @@ EmberStatus ember_interpreter_allocate(EmberInterpreter *it) {
     Partition *part = &it->partitions[p];
     EmberDelegate *d = it->delegates[part->delegate];
     char err[400] = "";
-    s = d->prepare(d, &view, &part->view, &part->handle, err, sizeof err);
+    s = d->prepare(d, view, &part->view, &part->handle, err, sizeof err);
     if (s != EMBER_OK) {
       part->handle = NULL;
       return set_error(it, s, "delegate '%s' failed to prepare a partition of %d nodes: %s",

@@ -1,0 +1,119 @@
+/* BatchMatMul: a[..., M, K] @ b[..., K, N] -> out[..., M, N], float32, numpy `matmul`:
+ * both ranks >= 2, the batch dims (all but the last two) broadcast. No options, no activation.
+ * See docs/ops.md.
+ */
+#include <stdint.h>
+
+#include "kernel.h"
+
+#define BMM_MAX_BATCH_DIMS (EMBER_MAX_DIMS - 2)
+
+/* Output batch dims and, per output batch dim, the element stride of a and b (0 where that
+ * operand broadcasts). */
+typedef struct BatchMatMulGeom {
+  int nbatch;
+  int64_t batch_dims[BMM_MAX_BATCH_DIMS];
+  int64_t a_stride[BMM_MAX_BATCH_DIMS], b_stride[BMM_MAX_BATCH_DIMS];
+  int64_t m, k, n;
+} BatchMatMulGeom;
+
+/* Fills the strides of operand t (rank r, last two dims the matrix) against the output batch
+ * dims; the stride of a batch dim is the product of the later batch dims and the matrix size. */
+static void batch_strides(const EmberTensor *t, int nbatch, int64_t *stride) {
+  const int tb = t->ndims - 2;
+  int64_t s = (int64_t)t->dims[t->ndims - 2] * t->dims[t->ndims - 1];
+  for (int i = nbatch - 1; i >= 0; i--) {
+    const int ti = i - (nbatch - tb);
+    if (ti < 0) {
+      stride[i] = 0;
+      continue;
+    }
+    stride[i] = t->dims[ti] == 1 ? 0 : s;
+    s *= t->dims[ti];
+  }
+}
+
+static void batch_matmul_geom(const EmberKernelCtx *ctx, BatchMatMulGeom *g) {
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1], *out = ctx->outputs[0];
+  g->nbatch = out->ndims - 2;
+  for (int i = 0; i < g->nbatch; i++) g->batch_dims[i] = out->dims[i];
+  g->m = a->dims[a->ndims - 2];
+  g->k = a->dims[a->ndims - 1];
+  g->n = b->dims[b->ndims - 1];
+  batch_strides(a, g->nbatch, g->a_stride);
+  batch_strides(b, g->nbatch, g->b_stride);
+}
+
+static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
+  EmberStatus st = ember_check_io(ctx, 2, 2, 1);
+  if (st != EMBER_OK) return st;
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+
+  if ((st = ember_check_type(ctx, a, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if ((st = ember_check_type(ctx, b, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if (a->ndims < 2 || b->ndims < 2)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "inputs '%s' (rank %d) and '%s' (rank %d) must both have rank >= 2",
+                              a->name, a->ndims, b->name, b->ndims);
+  const int32_t m = a->dims[a->ndims - 2], k = a->dims[a->ndims - 1];
+  const int32_t kb = b->dims[b->ndims - 2], n = b->dims[b->ndims - 1];
+  if (k != kb)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "inner dims differ: '%s' is [..., %d, %d] and '%s' is [..., %d, %d] "
+                              "(K %d vs %d)",
+                              a->name, (int)m, (int)k, b->name, (int)kb, (int)n, (int)k, (int)kb);
+
+  /* broadcast the batch dims, aligned on the right */
+  const int ab = a->ndims - 2, bb = b->ndims - 2;
+  const int nb = ab > bb ? ab : bb;
+  int32_t dims[EMBER_MAX_DIMS];
+  for (int i = 0; i < nb; i++) {
+    const int ia = i - (nb - ab), ib = i - (nb - bb);
+    const int32_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+    if (da != db && da != 1 && db != 1)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                                "cannot broadcast the batch dims of '%s' and '%s': batch dim %d "
+                                "is %d vs %d",
+                                a->name, b->name, i, (int)da, (int)db);
+    dims[i] = da == 1 ? db : da;
+  }
+  dims[nb] = m;
+  dims[nb + 1] = n;
+  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, nb + 2, dims);
+}
+
+/* The ground truth: for every output batch, a plain triple loop. */
+static void batch_matmul_reference(const float *a, const float *b, float *out,
+                                   const BatchMatMulGeom *g) {
+  int64_t batches = 1;
+  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
+  for (int64_t bi = 0; bi < batches; bi++) {
+    /* offsets of this batch's matrices in a and b */
+    int64_t rest = bi, a_off = 0, b_off = 0;
+    for (int i = g->nbatch - 1; i >= 0; i--) {
+      const int64_t idx = rest % g->batch_dims[i];
+      rest /= g->batch_dims[i];
+      a_off += idx * g->a_stride[i];
+      b_off += idx * g->b_stride[i];
+    }
+    const int64_t o_off = bi * g->m * g->n;
+    for (int64_t i = 0; i < g->m; i++) {
+      for (int64_t j = 0; j < g->n; j++) {
+        float acc = 0.0f;
+        for (int64_t t = 0; t < g->k; t++)
+          acc += a[(size_t)(a_off + i * g->k + t)] * b[(size_t)(b_off + t * g->n + j)];
+        out[(size_t)(o_off + i * g->n + j)] = acc;
+      }
+    }
+  }
+}
+
+static EmberStatus batch_matmul_eval(EmberKernelCtx *ctx) {
+  BatchMatMulGeom g;
+  batch_matmul_geom(ctx, &g);
+  batch_matmul_reference((const float *)ctx->inputs[0]->data,
+                         (const float *)ctx->inputs[1]->data, (float *)ctx->outputs[0]->data, &g);
+  return EMBER_OK;
+}
+
+const EmberKernel ember_kernel_batch_matmul = {batch_matmul_prepare, batch_matmul_eval};

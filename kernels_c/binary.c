@@ -1,0 +1,235 @@
+/* Elementwise binary ops with numpy broadcasting: Add, Sub, Mul, Div, Maximum, Minimum, Pow.
+ *
+ * float32 for all; int32 for Add, Sub, Mul (wrap-around, computed in uint32) and Maximum,
+ * Minimum. Add/Sub/Mul/Div on float apply the fused activation.
+ *
+ * May run in place: out->data may equal an input's data when that input has the output's shape
+ * and dtype. Every loop reads element i of the inputs before writing element i of the output
+ * and never writes ahead, and an input with the output's shape is read at the output's index,
+ * so that is safe.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernel.h"
+
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MAX, BIN_MIN, BIN_POW } BinOp;
+
+static const struct {
+  bool int32_ok;  /* int32 supported */
+  bool fused_act; /* float version applies the fused activation */
+} bin_info[] = {
+    [BIN_ADD] = {true, true},   [BIN_SUB] = {true, true},   [BIN_MUL] = {true, true},
+    [BIN_DIV] = {false, true},  [BIN_MAX] = {true, false},  [BIN_MIN] = {true, false},
+    [BIN_POW] = {false, false},
+};
+
+/* ---- broadcasting plan ------------------------------------------------------------------ */
+
+/* The output iterated as ndims (>= 1) dims, outermost first, with the element strides of a and
+ * b for each (0 on a broadcast dim). Size-1 dims are dropped and adjacent dims that are
+ * contiguous in both inputs are merged, so equal shapes become one dim with strides (1, 1) and
+ * a scalar operand one dim with stride 0. */
+typedef struct {
+  int ndims;
+  size_t dims[EMBER_MAX_DIMS];
+  size_t sa[EMBER_MAX_DIMS], sb[EMBER_MAX_DIMS];
+  size_t total; /* number of output elements */
+} BcastPlan;
+
+static void bcast_plan(const EmberTensor *a, const EmberTensor *b, const EmberTensor *out,
+                       BcastPlan *p) {
+  /* collected innermost first */
+  size_t dims[EMBER_MAX_DIMS], sa[EMBER_MAX_DIMS], sb[EMBER_MAX_DIMS];
+  int k = 0;
+  size_t acc_a = 1, acc_b = 1;
+  p->total = 1;
+  for (int i = out->ndims - 1; i >= 0; i--) {
+    int ia = a->ndims - out->ndims + i, ib = b->ndims - out->ndims + i;
+    size_t d = (size_t)out->dims[i];
+    size_t da = ia >= 0 ? (size_t)a->dims[ia] : 1, db = ib >= 0 ? (size_t)b->dims[ib] : 1;
+    size_t stride_a = da == 1 ? 0 : acc_a, stride_b = db == 1 ? 0 : acc_b;
+    acc_a *= da;
+    acc_b *= db;
+    p->total *= d;
+    if (d == 1) continue;
+    if (k > 0 && stride_a == sa[k - 1] * dims[k - 1] && stride_b == sb[k - 1] * dims[k - 1]) {
+      dims[k - 1] *= d; /* continues the inner dim in both inputs: merge */
+      continue;
+    }
+    dims[k] = d;
+    sa[k] = stride_a;
+    sb[k] = stride_b;
+    k++;
+  }
+  if (k == 0) { /* a single element */
+    dims[0] = 1;
+    sa[0] = sb[0] = 0;
+    k = 1;
+  }
+  p->ndims = k;
+  for (int i = 0; i < k; i++) {
+    p->dims[i] = dims[k - 1 - i];
+    p->sa[i] = sa[k - 1 - i];
+    p->sb[i] = sb[k - 1 - i];
+  }
+}
+
+/* ---- scalar functions ------------------------------------------------------------------- */
+
+/* Each takes the params for the fused activation, which only float Add/Sub/Mul/Div apply. */
+typedef const EmberParams *Prm;
+static inline float add_f32(float a, float b, Prm p) { return ember_activate(a + b, p); }
+static inline float sub_f32(float a, float b, Prm p) { return ember_activate(a - b, p); }
+static inline float mul_f32(float a, float b, Prm p) { return ember_activate(a * b, p); }
+static inline float div_f32(float a, float b, Prm p) { return ember_activate(a / b, p); }
+/* NaN in either input gives NaN, like np.maximum / np.minimum */
+static inline float max_f32(float a, float b, Prm p) { (void)p; return (a > b || a != a) ? a : b; }
+static inline float min_f32(float a, float b, Prm p) { (void)p; return (a < b || a != a) ? a : b; }
+static inline float pow_f32(float a, float b, Prm p) { (void)p; return powf(a, b); }
+
+/* int32 arithmetic wraps around: done in uint32, converted back (two's complement) */
+static inline int32_t wrap_i32(uint32_t u) {
+  return u <= (uint32_t)INT32_MAX ? (int32_t)u
+                                  : (int32_t)(u - (uint32_t)INT32_MAX - 1u) + INT32_MIN;
+}
+static inline int32_t add_i32(int32_t a, int32_t b, Prm p) {
+  (void)p;
+  return wrap_i32((uint32_t)a + (uint32_t)b);
+}
+static inline int32_t sub_i32(int32_t a, int32_t b, Prm p) {
+  (void)p;
+  return wrap_i32((uint32_t)a - (uint32_t)b);
+}
+static inline int32_t mul_i32(int32_t a, int32_t b, Prm p) {
+  (void)p;
+  return wrap_i32((uint32_t)a * (uint32_t)b);
+}
+static inline int32_t max_i32(int32_t a, int32_t b, Prm p) { (void)p; return a > b ? a : b; }
+static inline int32_t min_i32(int32_t a, int32_t b, Prm p) { (void)p; return a < b ? a : b; }
+
+/* ---- reference loops -------------------------------------------------------------------- */
+
+/* Defines NAME(plan, a, b, out, params) computing out = F(a, b) over the broadcast plan: the
+ * innermost dim is a plain loop (specialized for the common stride patterns), the outer dims
+ * advance an index counter. */
+#define DEFINE_BINARY_REF(NAME, T, F)                                                              \
+  static void NAME(const BcastPlan *p, const T *a, const T *b, T *out, const EmberParams *prm) {   \
+    const int last = p->ndims - 1;                                                                 \
+    const size_t n = p->dims[last], isa = p->sa[last], isb = p->sb[last];                          \
+    const size_t outer = p->total / n;                                                             \
+    size_t idx[EMBER_MAX_DIMS] = {0};                                                              \
+    size_t oa = 0, ob = 0;                                                                         \
+    for (size_t o = 0; o < outer; o++) {                                                           \
+      const T *pa = a + oa, *pb = b + ob;                                                          \
+      T *po = out + o * n;                                                                         \
+      if (isa == 1 && isb == 1) {                                                                  \
+        for (size_t j = 0; j < n; j++) po[j] = F(pa[j], pb[j], prm);                               \
+      } else if (isa == 1 && isb == 0) {                                                           \
+        const T vb = pb[0];                                                                        \
+        for (size_t j = 0; j < n; j++) po[j] = F(pa[j], vb, prm);                                  \
+      } else if (isa == 0 && isb == 1) {                                                           \
+        const T va = pa[0];                                                                        \
+        for (size_t j = 0; j < n; j++) po[j] = F(va, pb[j], prm);                                  \
+      } else {                                                                                     \
+        for (size_t j = 0; j < n; j++) po[j] = F(pa[j * isa], pb[j * isb], prm);                   \
+      }                                                                                            \
+      for (int d = last - 1; d >= 0; d--) { /* next outer index */                                 \
+        oa += p->sa[d];                                                                            \
+        ob += p->sb[d];                                                                            \
+        if (++idx[d] < p->dims[d]) break;                                                          \
+        oa -= p->sa[d] * p->dims[d];                                                               \
+        ob -= p->sb[d] * p->dims[d];                                                               \
+        idx[d] = 0;                                                                                \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+DEFINE_BINARY_REF(ref_add_f32, float, add_f32)
+DEFINE_BINARY_REF(ref_sub_f32, float, sub_f32)
+DEFINE_BINARY_REF(ref_mul_f32, float, mul_f32)
+DEFINE_BINARY_REF(ref_div_f32, float, div_f32)
+DEFINE_BINARY_REF(ref_max_f32, float, max_f32)
+DEFINE_BINARY_REF(ref_min_f32, float, min_f32)
+DEFINE_BINARY_REF(ref_pow_f32, float, pow_f32)
+DEFINE_BINARY_REF(ref_add_i32, int32_t, add_i32)
+DEFINE_BINARY_REF(ref_sub_i32, int32_t, sub_i32)
+DEFINE_BINARY_REF(ref_mul_i32, int32_t, mul_i32)
+DEFINE_BINARY_REF(ref_max_i32, int32_t, max_i32)
+DEFINE_BINARY_REF(ref_min_i32, int32_t, min_i32)
+
+typedef void (*BinRefF32)(const BcastPlan *, const float *, const float *, float *,
+                          const EmberParams *);
+typedef void (*BinRefI32)(const BcastPlan *, const int32_t *, const int32_t *, int32_t *,
+                          const EmberParams *);
+
+static const BinRefF32 ref_f32[] = {
+    [BIN_ADD] = ref_add_f32, [BIN_SUB] = ref_sub_f32, [BIN_MUL] = ref_mul_f32,
+    [BIN_DIV] = ref_div_f32, [BIN_MAX] = ref_max_f32, [BIN_MIN] = ref_min_f32,
+    [BIN_POW] = ref_pow_f32,
+};
+static const BinRefI32 ref_i32[] = {
+    [BIN_ADD] = ref_add_i32, [BIN_SUB] = ref_sub_i32, [BIN_MUL] = ref_mul_i32,
+    [BIN_MAX] = ref_max_i32, [BIN_MIN] = ref_min_i32,
+};
+
+/* ---- prepare / eval --------------------------------------------------------------------- */
+
+static EmberStatus binary_prepare(EmberKernelCtx *ctx, BinOp op) {
+  EmberStatus s = ember_check_io(ctx, 2, 2, 1);
+  if (s != EMBER_OK) return s;
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+  if (a->type != b->type)
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                              "dtype mismatch: input '%s' is %s but input '%s' is %s", a->name,
+                              ember_type_name(a->type), b->name, ember_type_name(b->type));
+  if (a->type == EMBER_INT32) {
+    if (!bin_info[op].int32_ok)
+      return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                                "input '%s' has unsupported dtype int32 (supported: float32)",
+                                a->name);
+    if (ctx->params->activation != EMBER_ACT_NONE)
+      return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                                "fused activation %d is not supported on int32 input '%s'",
+                                (int)ctx->params->activation, a->name);
+  } else if (a->type != EMBER_FLOAT32) {
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                              "input '%s' has unsupported dtype %s (supported: float32%s)",
+                              a->name, ember_type_name(a->type),
+                              bin_info[op].int32_ok ? ", int32" : "");
+  }
+  int ndims;
+  int32_t dims[EMBER_MAX_DIMS];
+  s = ember_broadcast_shape(ctx, a, b, &ndims, dims);
+  if (s != EMBER_OK) return s;
+  return ember_set_output(ctx, ctx->outputs[0], a->type, ndims, dims);
+}
+
+static EmberStatus binary_eval(EmberKernelCtx *ctx, BinOp op) {
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+  EmberTensor *out = ctx->outputs[0];
+  BcastPlan plan;
+  bcast_plan(a, b, out, &plan);
+  if (plan.total == 0) return EMBER_OK;
+  if (out->type == EMBER_FLOAT32)
+    ref_f32[op](&plan, (const float *)a->data, (const float *)b->data, (float *)out->data,
+                ctx->params);
+  else
+    ref_i32[op](&plan, (const int32_t *)a->data, (const int32_t *)b->data,
+                (int32_t *)out->data, ctx->params);
+  return EMBER_OK;
+}
+
+#define BINARY_KERNEL(sym, OP)                                                                     \
+  static EmberStatus sym##_prepare(EmberKernelCtx *ctx) { return binary_prepare(ctx, OP); }        \
+  static EmberStatus sym##_eval(EmberKernelCtx *ctx) { return binary_eval(ctx, OP); }              \
+  const EmberKernel ember_kernel_##sym = {sym##_prepare, sym##_eval};
+
+BINARY_KERNEL(add, BIN_ADD)
+BINARY_KERNEL(sub, BIN_SUB)
+BINARY_KERNEL(mul, BIN_MUL)
+BINARY_KERNEL(div, BIN_DIV)
+BINARY_KERNEL(maximum, BIN_MAX)
+BINARY_KERNEL(minimum, BIN_MIN)
+BINARY_KERNEL(pow, BIN_POW)
