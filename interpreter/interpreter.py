@@ -15,6 +15,11 @@ def _check_model(status: int, what: str) -> None:
         raise ValueError(f"{what}: {text(lib.ember_model_last_error())}")
 
 
+def supported_ops() -> list[str]:
+    """Names of the ops this runtime has kernels for, in opcode order."""
+    return [text(lib.ember_op_name(i)) for i in range(lib.ember_op_count())]
+
+
 class _Model:
     """Owns an EmberModel (and, for model_content, the bytes it points into)."""
 

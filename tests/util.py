@@ -65,3 +65,86 @@ def assert_close(ember_out, ref_out, rtol=1e-5, atol=1e-5):
             np.testing.assert_allclose(e, r, rtol=rtol, atol=atol * scale, equal_nan=True)
         else:
             np.testing.assert_array_equal(e, r)
+
+
+class Builder:
+    """Adds nodes to a Graph, taking each output's shape and dtype from the reference op."""
+
+    def __init__(self):
+        self.g = ir.Graph()
+        self.values = {}
+        self.rng = np.random.default_rng(7)
+
+    def input(self, name, x):
+        self.g.add_input(name, x.dtype, x.shape)
+        self.values[name] = x
+        return name
+
+    def const(self, name, x):
+        name = self.g.add_const(name, x)
+        self.values[name] = np.asarray(x)
+        return name
+
+    def weights(self, name, *shape):
+        return self.const(name, self.rng.standard_normal(shape).astype(np.float32) * 0.3)
+
+    def op(self, op, inputs, attrs=None, num_outputs=1):
+        outs = reference_ops.run(op, [self.values[i] if i else None for i in inputs],
+                                 attrs or {}, num_outputs=num_outputs)
+        names = []
+        for y in outs:
+            name = self.g.unique_name(f"{op.lower()}_out")
+            self.g.add_tensor(name, y.dtype, y.shape)
+            self.values[name] = y
+            names.append(name)
+        self.g.add_node(op, inputs, names, attrs, name=self.g.unique_name(op.lower()))
+        return names if num_outputs > 1 else names[0]
+
+    def finish(self, *outputs):
+        self.g.outputs = list(outputs)
+        self.g.metadata["producer"] = "tests/test_c.py"
+        return serialize.serialize(self.g), [self.values[o] for o in outputs]
+
+
+def api_model():
+    """x[1,5,5,3] -> Conv2D+ReLU -> Reshape[-1,100] -> FullyConnected -> Softmax."""
+    b = Builder()
+    x = b.input("x", b.rng.standard_normal((1, 5, 5, 3)).astype(np.float32))
+    y = b.op("Conv2D", [x, b.weights("w", 4, 3, 3, 3), b.weights("b", 4)],
+             {"pads": (1, 1, 1, 1), "activation": "RELU"})
+    y = b.op("Reshape", [y], {"shape": (-1, 100)})
+    y = b.op("FullyConnected", [y, b.weights("fw", 6, 100), b.weights("fb", 6)])
+    y = b.op("Softmax", [y], {"axis": -1})
+    data, outs = b.finish(y)
+    return data, b.values[x], outs[0]
+
+
+def zoo_model() -> bytes:
+    """Many op kinds in one graph, as a seed for mutation and fuzzing."""
+    return serialize.serialize(zoo_graph())
+
+
+def zoo_graph() -> ir.Graph:
+    """The graph of zoo_model: input "image" [1,8,8,4]; outputs log-probs and their Cast."""
+    b = Builder()
+    x = b.input("image", b.rng.standard_normal((1, 8, 8, 4)).astype(np.float32))
+    y = b.op("Conv2D", [x, b.weights("w1", 8, 3, 3, 4), b.weights("b1", 8)],
+             {"strides": (2, 2), "pads": (1, 1, 0, 0), "activation": "RELU6"})
+    y = b.op("DepthwiseConv2D", [y, b.weights("dw", 1, 3, 3, 8), None], {"pads": (1, 1, 1, 1)})
+    y = b.op("HardSwish", [y])
+    p = b.op("MaxPool2D", [y], {"kernel": (2, 2), "strides": (2, 2)})
+    p = b.op("Resize", [p], {"mode": "BILINEAR", "size": (4, 4)})
+    y = b.op("Concat", [y, p], {"axis": -1})
+    y1, y2 = b.op("Split", [y], {"axis": 3, "sizes": (10, 6)}, num_outputs=2)
+    y = b.op("Pad", [y1], {"pads": (0, 1, 1, 0, 0, 0, 0, 0), "mode": "REFLECT"})
+    y = b.op("Slice", [y], {"starts": (0, 1), "ends": (5, 5), "axes": (1, 2)})
+    y = b.op("Transpose", [y], {"perm": (0, 3, 1, 2)})
+    y = b.op("Mean", [y], {"axes": (2, 3), "keepdims": False})
+    g = b.op("Gather", [y2, b.const("idx", np.array([0, 2, -1], np.int32))], {"axis": 1})
+    g = b.op("ReduceMax", [g], {"axes": (1, 2), "keepdims": False})
+    y = b.op("Concat", [y, g], {"axis": 1})
+    y = b.op("FullyConnected", [y, b.weights("fw", 5, 16), None], {"activation": "RELU"})
+    y = b.op("LogSoftmax", [y])
+    c = b.op("Cast", [y], {"to": "int32"})
+    b.finish(y, c)
+    return b.g

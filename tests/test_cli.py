@@ -1,0 +1,91 @@
+"""The `ember` command: inspect, run, bench; user errors are one line with exit code 1."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from util import api_model
+
+
+def ember(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ember", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    data, x, y = api_model()
+    (d / "m.ember").write_bytes(data)
+    np.save(d / "x.npy", x)
+    return d, x, y
+
+
+def test_inspect(files):
+    d, _, _ = files
+    r = ember("inspect", d / "m.ember")
+    assert r.returncode == 0, r.stderr
+    assert "Conv2D x1" in r.stdout and "arena:" in r.stdout and "softmax_out" in r.stdout
+    r = ember("inspect", d / "m.ember", "--json")
+    s = json.loads(r.stdout)
+    assert s["ops"] == {"Conv2D": 1, "Reshape": 1, "FullyConnected": 1, "Softmax": 1}
+    assert s["inputs"][0]["shape"] == [1, 5, 5, 3] and s["arena_bytes"] > 0
+    assert s["constant_bytes"] == (4 * 27 + 4 + 6 * 100 + 6) * 4
+
+
+def test_run_writes_outputs(files, tmp_path):
+    d, x, y = files
+    out = tmp_path / "out.npz"
+    r = ember("run", d / "m.ember", "--input", f"x={d / 'x.npy'}", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "latency:" in r.stdout
+    np.testing.assert_allclose(np.load(out)["softmax_out"], y, rtol=1e-5, atol=1e-6)
+
+
+def test_run_resizes_to_the_given_batch(files, tmp_path):
+    d, x, y = files
+    batch = np.concatenate([x, x, x])
+    np.save(tmp_path / "b.npy", batch)
+    r = ember("run", d / "m.ember", "-i", f"x={tmp_path / 'b.npy'}", "-o", tmp_path / "o.npz")
+    assert r.returncode == 0, r.stderr
+    got = np.load(tmp_path / "o.npz")["softmax_out"]
+    assert got.shape == (3, 6)
+    np.testing.assert_allclose(got, np.repeat(y, 3, axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_bench(files):
+    d, _, _ = files
+    r = ember("bench", d / "m.ember", "--runs", "5", "--warmup", "1")
+    assert r.returncode == 0, r.stderr
+    assert "min" in r.stdout and "median" in r.stdout and "p90" in r.stdout
+    r = ember("bench", d / "m.ember", "--runs", "5", "--profile", "--json")
+    b = json.loads(r.stdout)
+    assert b["min_ms"] <= b["median_ms"] <= b["p90_ms"] <= b["max_ms"]
+    assert sorted(p["op"] for p in b["profile"]) == ["Conv2D", "FullyConnected", "Reshape", "Softmax"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["inspect", "missing.ember"], "missing.ember: no such file"),
+    (["run", "{d}/m.ember"], "missing --input for x"),
+    (["run", "{d}/m.ember", "-i", "y={d}/x.npy"], "no input of that name"),
+    (["run", "{d}/m.ember", "-i", "x={d}/nope.npy"], "cannot read"),
+    (["run", "{d}/m.ember", "-i", "x={d}/x.npy", "-o", "{d}/x.npy"], "would overwrite an input"),
+    (["inspect", "{d}/x.npy"], "not an .ember file"),
+    (["bench", "{d}/m.ember", "--runs", "0"], "--runs"),
+])
+def test_user_errors_are_one_line(files, args, message):
+    d, _, _ = files
+    before = (d / "x.npy").read_bytes()
+    r = ember(*[a.format(d=d) for a in args])
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (d / "x.npy").read_bytes() == before  # nothing the user gave is touched
+
+
+def test_bad_usage_exits_2():
+    assert ember("frobnicate").returncode == 2
+    assert ember().returncode == 2
