@@ -107,6 +107,7 @@ class InterpreterOptions(ctypes.Structure):
         ("num_threads", ctypes.c_int),
         ("delegates", ctypes.POINTER(ctypes.c_void_p)),
         ("num_delegates", ctypes.c_int),
+        ("max_arena_bytes", ctypes.c_size_t),
     ]
 
 

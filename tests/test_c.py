@@ -148,7 +148,7 @@ def test_fuzz_loader(models):
     for name in ("api.ember", "zoo.ember", "delegate.ember"):
         shutil.copy(models / name, corpus / name)
     r = subprocess.run([str(build / "fuzz_loader"), f"-max_total_time={seconds}", "-max_len=65536",
-                        "-rss_limit_mb=2048", "-malloc_limit_mb=1048576", "-timeout=10", f"-artifact_prefix={models}/",
+                        "-rss_limit_mb=2048", "-timeout=10", f"-artifact_prefix={models}/",
                         str(corpus)], capture_output=True, text=True, timeout=seconds + 300,
                        env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"))
     tail = r.stderr[-4000:]

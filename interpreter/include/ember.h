@@ -70,6 +70,7 @@ typedef struct EmberInterpreterOptions {
   int num_threads;               /* <= 0: 1 */
   EmberDelegate **delegates;     /* borrowed; must outlive the interpreter */
   int num_delegates;
+  size_t max_arena_bytes;        /* 0: no limit; else allocate fails on a larger arena */
 } EmberInterpreterOptions;
 
 EMBER_API const char *ember_version(void);

@@ -30,6 +30,7 @@ typedef struct Step {
 struct EmberInterpreter {
   const EmberModel *model;
   int num_threads;
+  size_t max_arena_bytes;      /* 0: no limit */
   EmberTensor *tensors;        /* this interpreter's shapes and data pointers */
   EmberTensor **io;            /* every node's input and output pointers */
   EmberKernelCtx *ctx;         /* per node */
@@ -144,6 +145,7 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
   if (!it) goto oom;
   it->model = model;
   it->num_threads = (options && options->num_threads > 0) ? options->num_threads : 1;
+  it->max_arena_bytes = options ? options->max_arena_bytes : 0;
   size_t nt = (size_t)model->ntensors, nn = (size_t)model->nnodes;
   size_t nio = 0;
   for (size_t i = 0; i < nn; i++)
@@ -515,6 +517,12 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
   s = ember_plan_arena(items, nitems, ARENA_ALIGNMENT, &size);
   if (s != EMBER_OK) {
     set_error(it, s, "out of memory");
+    goto done;
+  }
+  if (it->max_arena_bytes && size > it->max_arena_bytes) {
+    s = set_error(it, EMBER_ERROR_OUT_OF_MEMORY,
+                  "the activations need a %zu-byte arena, over the limit of %zu bytes", size,
+                  it->max_arena_bytes);
     goto done;
   }
   if (size != it->arena_size || !it->arena) {

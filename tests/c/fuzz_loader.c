@@ -16,9 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   EmberModel *m = NULL;
   if (ember_model_from_buffer(copy, size, &m) == EMBER_OK) {
     EmberInterpreter *it = NULL;
-    if (ember_interpreter_create(m, NULL, &it) == EMBER_OK) {
-      if (ember_interpreter_allocate(it) == EMBER_OK && ember_interpreter_arena_size(it) < (4u << 20))
-        ember_interpreter_invoke(it);
+    EmberInterpreterOptions opts = {1, NULL, 0, 4u << 20}; /* keep runs small and fast */
+    if (ember_interpreter_create(m, &opts, &it) == EMBER_OK) {
+      if (ember_interpreter_allocate(it) == EMBER_OK) ember_interpreter_invoke(it);
       ember_interpreter_free(it);
     }
     ember_model_free(m);

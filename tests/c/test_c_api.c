@@ -121,10 +121,15 @@ int main(int argc, char **argv) {
   /* misuse of the interpreter */
   CHECK_STATUS(ember_interpreter_create(NULL, NULL, &it), EMBER_ERROR_INVALID_ARGUMENT);
   CHECK_STATUS(ember_interpreter_create(model, NULL, NULL), EMBER_ERROR_INVALID_ARGUMENT);
-  EmberInterpreterOptions bad = {1, NULL, 3};
+  EmberInterpreterOptions bad = {1, NULL, 3, 0};
   CHECK_STATUS(ember_interpreter_create(model, &bad, &it), EMBER_ERROR_INVALID_ARGUMENT);
   CHECK(it == NULL);
-  EmberInterpreterOptions opts = {2, NULL, 0};
+  EmberInterpreterOptions small = {1, NULL, 0, 64};
+  CHECK_STATUS(ember_interpreter_create(model, &small, &it), EMBER_OK);
+  CHECK_STATUS(ember_interpreter_allocate(it), EMBER_ERROR_OUT_OF_MEMORY);
+  CHECK(strstr(ember_interpreter_error(it), "over the limit of 64 bytes") != NULL);
+  ember_interpreter_free(it);
+  EmberInterpreterOptions opts = {2, NULL, 0, 0};
   CHECK_STATUS(ember_interpreter_create(model, &opts, &it), EMBER_OK);
   CHECK(ember_interpreter_input_count(it) == 1 && ember_interpreter_output_count(it) == 1);
   CHECK(ember_interpreter_input(it, 1) == NULL && ember_interpreter_input(it, -1) == NULL);

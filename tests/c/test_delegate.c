@@ -129,7 +129,7 @@ static EmberStatus invoke(EmberDelegate *d, void *handle, char *err, size_t n) {
 
 static float *run(EmberModel *m, EmberDelegate *d, EmberInterpreter **keep) {
   EmberDelegate *list[1] = {d};
-  EmberInterpreterOptions opts = {1, d ? list : NULL, d ? 1 : 0};
+  EmberInterpreterOptions opts = {1, d ? list : NULL, d ? 1 : 0, 0};
   EmberInterpreter *it = NULL;
   CHECK_STATUS(ember_interpreter_create(m, &opts, &it), EMBER_OK);
   if (!it) return NULL;

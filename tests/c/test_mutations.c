@@ -48,8 +48,9 @@ static int try_model(const unsigned char *bytes, size_t size, int *ran) {
     return s;
   }
   EmberInterpreter *it = NULL;
-  if (ember_interpreter_create(m, NULL, &it) == EMBER_OK) {
-    if (ember_interpreter_allocate(it) == EMBER_OK && ember_interpreter_arena_size(it) < (8u << 20)) {
+  EmberInterpreterOptions opts = {1, NULL, 0, 8u << 20};
+  if (ember_interpreter_create(m, &opts, &it) == EMBER_OK) {
+    if (ember_interpreter_allocate(it) == EMBER_OK) {
       if (ember_interpreter_invoke(it) != EMBER_OK) CHECK(ember_interpreter_error(it)[0] != '\0');
       (*ran)++;
     }
