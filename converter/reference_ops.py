@@ -230,17 +230,35 @@ def _bias(op, bias, channels):
 # Convolutions and matrix products
 
 
-def conv2d(x, w, bias=None, *, a: _Attrs):
+def _check_conv(x, w, a: _Attrs, grouped=True):
+    """Checks a convolution's x[N,H,W,C] and float weights (w[O,KH,KW,C/groups] when
+    `grouped`); returns groups."""
     op = a.op
     _check_rank(op, x, 4)
     _check_rank(op, w, 4, "weights")
     _need_float(op, x, w)
-    n, h, wd, c = x.shape
-    o, kh, kw, cg = w.shape
+    if not grouped:
+        return 1
+    c, o, cg = x.shape[3], w.shape[0], w.shape[3]
     groups = int(a["groups"])
     if groups < 1 or o % groups or c % groups or c != groups * cg:
         raise ValueError(f"{op}: groups={groups} does not fit input channels {c} and "
                          f"weights {w.shape} (need C == groups * w.shape[3], O % groups == 0)")
+    return groups
+
+
+def _finish(acc, b, x, a: _Attrs):
+    """acc (float64) + bias, rounded once to x's dtype, then the fused activation."""
+    if b is not None:
+        acc = acc + b
+    return _activation(acc.astype(x.dtype), a)
+
+
+def conv2d(x, w, bias=None, *, a: _Attrs):
+    op = a.op
+    groups = _check_conv(x, w, a)
+    n, h, wd, c = x.shape
+    o, kh, kw, cg = w.shape
     strides, dils, pads, oh, ow = _window_geometry(op, x, kh, kw, a)
     b = _bias(op, bias, o)
     og = o // groups
@@ -250,17 +268,12 @@ def conv2d(x, w, bias=None, *, a: _Attrs):
     for i, j, view in _windows(xp, kh, kw, strides, dils, oh, ow):
         acc += np.einsum("nhwgc,goc->nhwgo", view.reshape(n, oh, ow, groups, cg),
                          wg[:, :, i, j, :], optimize=True)
-    acc = acc.reshape(n, oh, ow, o)
-    if b is not None:
-        acc += b
-    return _activation(acc.astype(x.dtype), a)
+    return _finish(acc.reshape(n, oh, ow, o), b, x, a)
 
 
 def depthwise_conv2d(x, w, bias=None, *, a: _Attrs):
     op = a.op
-    _check_rank(op, x, 4)
-    _check_rank(op, w, 4, "weights")
-    _need_float(op, x, w)
+    _check_conv(x, w, a, grouped=False)
     n, h, wd, c = x.shape
     one, kh, kw, cm = w.shape
     if one != 1 or c == 0 or cm % c:
@@ -273,22 +286,14 @@ def depthwise_conv2d(x, w, bias=None, *, a: _Attrs):
     acc = np.zeros((n, oh, ow, cm))
     for i, j, view in _windows(xp, kh, kw, strides, dils, oh, ow):
         acc += view * w64[0, i, j, :]
-    if b is not None:
-        acc += b
-    return _activation(acc.astype(x.dtype), a)
+    return _finish(acc, b, x, a)
 
 
 def transpose_conv2d(x, w, bias=None, *, a: _Attrs):
     op = a.op
-    _check_rank(op, x, 4)
-    _check_rank(op, w, 4, "weights")
-    _need_float(op, x, w)
+    groups = _check_conv(x, w, a)
     n, h, wd, c = x.shape
     o, kh, kw, cg = w.shape
-    groups = int(a["groups"])
-    if groups < 1 or o % groups or c % groups or c != groups * cg:
-        raise ValueError(f"{op}: groups={groups} does not fit input channels {c} and "
-                         f"weights {w.shape} (need C == groups * w.shape[3], O % groups == 0)")
     sh, sw = a.ints("strides", 2, 1)
     dh, dw = a.ints("dilations", 2, 1)
     top, left, bottom, right = a.ints("pads", 4, 0)
@@ -300,6 +305,7 @@ def transpose_conv2d(x, w, bias=None, *, a: _Attrs):
     b = _bias(op, bias, o)
     og = o // groups
     # Scatter into an uncropped buffer indexed by (ih*sh + kh*dh), then crop [top, top+OH).
+    # (An empty H or W scatters nothing: every output is the bias.)
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + oh)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + ow)
     full = np.zeros((n, full_h, full_w, groups, og))
@@ -308,12 +314,8 @@ def transpose_conv2d(x, w, bias=None, *, a: _Attrs):
     for i in range(kh):
         for j in range(kw):
             contrib = np.einsum("nhwgc,goc->nhwgo", xg, wg[:, :, i, j, :], optimize=True)
-            full[:, i * dh:i * dh + sh * (h - 1) + 1:sh,
-                 j * dw:j * dw + sw * (wd - 1) + 1:sw] += contrib
-    out = full[:, top:top + oh, left:left + ow].reshape(n, oh, ow, o)
-    if b is not None:
-        out = out + b
-    return _activation(out.astype(x.dtype), a)
+            full[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * wd:sw] += contrib
+    return _finish(full[:, top:top + oh, left:left + ow].reshape(n, oh, ow, o), b, x, a)
 
 
 def fully_connected(x, w, bias=None, *, a: _Attrs):
@@ -321,11 +323,8 @@ def fully_connected(x, w, bias=None, *, a: _Attrs):
     _need_float(op, x, w)
     if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"{op}: needs x[..., K] and w[N, K], got {x.shape} and {w.shape}")
-    out = _as64(x) @ _as64(w).T
     b = _bias(op, bias, w.shape[0])
-    if b is not None:
-        out = out + b
-    return _activation(out.astype(x.dtype), a)
+    return _finish(_as64(x) @ _as64(w).T, b, x, a)
 
 
 def batch_matmul(x, y, *, a: _Attrs):
@@ -612,7 +611,7 @@ def transpose(x, *, a: _Attrs):
         perm = tuple(reversed(range(x.ndim)))
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"{a.op}: perm {perm} is not a permutation of rank {x.ndim}")
-    return np.ascontiguousarray(np.transpose(x, perm))
+    return np.asarray(np.transpose(x, perm), order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def concat(*xs, a: _Attrs):
@@ -678,7 +677,7 @@ def slice_(x, *, a: _Attrs):
     for axis, idx in enumerate(index):
         if isinstance(idx, np.ndarray):
             out = np.take(out, idx, axis=axis)
-    return np.ascontiguousarray(out)
+    return np.asarray(out, order="C")
 
 
 def tile(x, *, a: _Attrs):
@@ -691,12 +690,10 @@ def pad(x, *, a: _Attrs):
     pads = a.ints("pads", 2 * x.ndim, 0)
     widths = list(zip(pads[:x.ndim], pads[x.ndim:]))
     mode = a.enum("mode", ("CONSTANT", "REFLECT", "EDGE"))
+    if x.ndim == 0:  # nothing to pad (np.pad rejects a 0-d array)
+        return x
     if mode == "CONSTANT":
-        value = np.asarray(np.float32(a["value"]))
-        if x.dtype == np.bool_:
-            value = value != 0
-        with np.errstate(all="ignore"):
-            value = value.astype(x.dtype)
+        value = _convert(np.asarray(np.float32(a["value"])), x.dtype)  # the Cast rule
         return np.pad(x, widths, mode="constant", constant_values=value)
     for axis, (lo, hi) in enumerate(widths):
         if lo == 0 and hi == 0:
@@ -758,6 +755,11 @@ def cast(x, *, a: _Attrs):
     if to.name not in ("float32", "float16", "int8", "uint8", "int16", "int32", "int64",
                        "bool", "float64"):
         raise ValueError(f"{a.op}: cannot cast to {to}")
+    return _convert(x, to)
+
+
+def _convert(x, to):
+    """x converted to dtype `to` by the Cast rule (also Pad's rule for its value)."""
     if to == np.bool_:
         return x != 0
     if x.dtype.type in _FLOAT_TYPES and np.issubdtype(to, np.integer):

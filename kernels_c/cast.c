@@ -5,59 +5,9 @@
  *   int -> float: nearest; float32 <-> float16: round to nearest even (inf, NaN, subnormals)
  *   x -> bool: x != 0 (NaN is true); bool -> 0/1
  * Every conversion is range-checked first: no undefined behaviour for any input. */
-#include <math.h>
 #include <string.h>
 
 #include "kernel.h"
-
-/* ---- float16 ---- */
-
-/* float32 -> float16 bits, round to nearest even; overflow gives inf, NaN stays NaN. */
-static uint16_t half_from_float(float f) {
-  uint32_t x;
-  memcpy(&x, &f, sizeof x);
-  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-  const uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) {
-    if (mant == 0) return (uint16_t)(sign | 0x7c00u);
-    uint32_t h = 0x7c00u | (mant >> 13);
-    if (h == 0x7c00u) h++; /* keep it a NaN */
-    return (uint16_t)(sign | h);
-  }
-  const int32_t e = (int32_t)exp - 127 + 15; /* biased half exponent */
-  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-  if (e <= 0) { /* half subnormal (or zero): value = h * 2^-24 */
-    if (e < -10) return sign;
-    const uint32_t m = mant | 0x800000u;
-    const uint32_t shift = (uint32_t)(14 - e);
-    uint32_t h = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
-    if (rem > halfway || (rem == halfway && (h & 1u))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* may carry into inf: correct */
-  return (uint16_t)(sign | h);
-}
-
-/* float16 bits -> float32 (exact). */
-static float float_from_half(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  uint32_t x;
-  if (exp == 0) {
-    const float v = ldexpf((float)mant, -24); /* zero or subnormal, exact */
-    return sign ? -v : v;
-  }
-  if (exp == 31)
-    x = sign | 0x7f800000u | (mant << 13);
-  else
-    x = sign | ((exp + 112u) << 23) | (mant << 13);
-  float f;
-  memcpy(&f, &x, sizeof f);
-  return f;
-}
 
 /* ---- one element: read into a Value, write out of it ---- */
 
@@ -81,7 +31,7 @@ static Value read_value(EmberType type, const unsigned char *p) {
       uint16_t h;
       memcpy(&h, p, 2);
       v.is_float = true;
-      v.f = float_from_half(h);
+      v.f = ember_half_to_float(h);
       break;
     }
     case EMBER_INT8: {
@@ -109,23 +59,6 @@ static Value read_value(EmberType type, const unsigned char *p) {
   return v;
 }
 
-/* Float to an integer type with bits `bits` (signed or not): truncate, saturate, NaN -> 0.
- * The result is returned as the low `bits` bits' value in int64 (in range of the target). */
-static int64_t float_to_int(double f, int bits, bool is_signed) {
-  if (isnan(f)) return 0;
-  f = trunc(f);
-  if (bits == 64) { /* only int64: 2^63 and -2^63 are exact doubles */
-    if (f >= 9223372036854775808.0) return INT64_MAX;
-    if (f <= -9223372036854775808.0) return INT64_MIN;
-    return (int64_t)f;
-  }
-  const int64_t hi = is_signed ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
-  const int64_t lo = is_signed ? -((int64_t)1 << (bits - 1)) : 0;
-  if (f >= (double)hi) return hi;
-  if (f <= (double)lo) return lo;
-  return (int64_t)f;
-}
-
 /* Wraps an int64 into a signed integer of `bits` bits (two's complement), without relying on
  * implementation-defined conversions. */
 static int64_t wrap_signed(int64_t v, int bits) {
@@ -136,44 +69,40 @@ static int64_t wrap_signed(int64_t v, int bits) {
 }
 
 static void write_value(EmberType type, Value v, unsigned char *p) {
+  if (v.is_float) {
+    ember_store_float(type, v.f, p);
+    return;
+  }
   switch (type) {
     case EMBER_FLOAT32: {
-      const float f = v.is_float ? (float)v.f : (float)v.i; /* v.f came from a float/half */
+      const float f = (float)v.i;
       memcpy(p, &f, 4);
       break;
     }
     case EMBER_FLOAT16: {
       /* int64 -> float rounds only above 2^24, where the half is inf anyway */
-      const uint16_t h = half_from_float(v.is_float ? (float)v.f : (float)v.i);
+      const uint16_t h = ember_float_to_half((float)v.i);
       memcpy(p, &h, 2);
       break;
     }
     case EMBER_INT8: {
-      const int8_t t = (int8_t)(v.is_float ? float_to_int(v.f, 8, true) : wrap_signed(v.i, 8));
+      const int8_t t = (int8_t)wrap_signed(v.i, 8);
       memcpy(p, &t, 1);
       break;
     }
-    case EMBER_UINT8:
-      p[0] = (uint8_t)(v.is_float ? (uint64_t)float_to_int(v.f, 8, false) : (uint64_t)v.i);
-      break;
+    case EMBER_UINT8: p[0] = (uint8_t)(uint64_t)v.i; break;
     case EMBER_INT16: {
-      const int16_t t =
-          (int16_t)(v.is_float ? float_to_int(v.f, 16, true) : wrap_signed(v.i, 16));
+      const int16_t t = (int16_t)wrap_signed(v.i, 16);
       memcpy(p, &t, 2);
       break;
     }
     case EMBER_INT32: {
-      const int32_t t =
-          (int32_t)(v.is_float ? float_to_int(v.f, 32, true) : wrap_signed(v.i, 32));
+      const int32_t t = (int32_t)wrap_signed(v.i, 32);
       memcpy(p, &t, 4);
       break;
     }
-    case EMBER_INT64: {
-      const int64_t t = v.is_float ? float_to_int(v.f, 64, true) : v.i;
-      memcpy(p, &t, 8);
-      break;
-    }
-    case EMBER_BOOL: p[0] = v.is_float ? v.f != 0.0 : v.i != 0; break;
+    case EMBER_INT64: memcpy(p, &v.i, 8); break;
+    case EMBER_BOOL: p[0] = v.i != 0; break;
   }
 }
 

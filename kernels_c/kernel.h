@@ -177,5 +177,42 @@ static inline float ember_activate(float x, const EmberParams *p) {
 EmberStatus ember_check_io(EmberKernelCtx *ctx, int min_inputs, int max_inputs, int noutputs);
 EmberStatus ember_check_type(EmberKernelCtx *ctx, const EmberTensor *t, EmberType type,
                              const char *what);
+/* Copies a strided view of `in` into `out` (same rank): output element (i_0, .., i_{r-1}) is
+ * input element off + sum_d i_d * steps[d] (steps may be negative). */
+void ember_copy_view(EmberTensor *out, const EmberTensor *in, int64_t off, const int64_t *steps);
+
+/* float16 bits <-> float32. Widening is exact; narrowing rounds to nearest even (overflow
+ * gives inf, NaN stays NaN). */
+float ember_half_to_float(uint16_t h);
+uint16_t ember_float_to_half(float f);
+/* Stores f (a float32 or float16 value) at dst as one element of `type` by the Cast rule:
+ * to an integer type truncate toward zero, saturate, NaN -> 0; to bool f != 0. */
+void ember_store_float(EmberType type, double f, void *dst);
+
+/* ---- conv / pool windows (kernel_util.c) ---- */
+
+/* What a conv or pool eval needs about the shapes: NHWC input 0 and output 0, the kernel,
+ * and the params' strides, dilations and leading pads. */
+typedef struct EmberWindowGeom {
+  int64_t n, h, w, c;     /* input */
+  int64_t oh, ow, oc;     /* output */
+  int64_t kh, kw;         /* kernel */
+  int64_t sh, sw, dh, dw; /* strides, dilations */
+  int64_t top, left;      /* leading pads */
+} EmberWindowGeom;
+void ember_window_geom(const EmberKernelCtx *ctx, int32_t kh, int32_t kw, EmberWindowGeom *g);
+/* Checks strides and dilations >= 1 and pads >= 0. */
+EmberStatus ember_check_window(EmberKernelCtx *ctx);
+/* The prepare checks of Conv2D and TransposeConv2D (w[O,KH,KW,C/groups]) or, when
+ * `depthwise`, of DepthwiseConv2D (w[1,KH,KW,C*M]): 2 or 3 inputs (bias[O] optional) and 1
+ * output, all float32; 4-D x and w; kernel dims >= 1; channels that fit; ember_check_window. */
+EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise);
+/* The output height and width of a conv / pool with a kh x kw kernel over input 0, per axis
+ * (in + pad0 + pad1 - d*(k-1) - 1) // s + 1; an error when that is < 1 or too large. */
+EmberStatus ember_window_out_hw(EmberKernelCtx *ctx, int32_t kh, int32_t kw, int32_t out_hw[2]);
+/* A convolution's reference loop, and the eval that runs it on ctx's tensors (x, w, bias?). */
+typedef void (*EmberConvReference)(const float *x, const float *w, const float *bias, float *out,
+                                   const EmberWindowGeom *g, const EmberParams *p);
+EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference);
 
 #endif /* EMBER_KERNEL_H */

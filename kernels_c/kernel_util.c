@@ -1,6 +1,8 @@
-/* Helpers shared by the kernels: errors, shapes, broadcasting. */
+/* Helpers shared by the kernels: errors, shapes, broadcasting, float16, conv / pool windows. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kernel.h"
 
@@ -100,5 +102,273 @@ EmberStatus ember_check_type(EmberKernelCtx *ctx, const EmberTensor *t, EmberTyp
   if (t->type != type)
     return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED, "%s '%s' is %s, expected %s", what,
                               t->name, ember_type_name(t->type), ember_type_name(type));
+  return EMBER_OK;
+}
+
+void ember_copy_view(EmberTensor *out, const EmberTensor *in, int64_t off, const int64_t *steps) {
+  const size_t esize = ember_type_size(in->type), n = ember_num_elements(out);
+  const unsigned char *src = in->data;
+  unsigned char *dst = out->data;
+  int64_t idx[EMBER_MAX_DIMS] = {0};
+  for (size_t o = 0; o < n; o++) {
+    memcpy(dst + o * esize, src + (size_t)off * esize, esize);
+    for (int d = out->ndims - 1; d >= 0; d--) { /* next output index, odometer style */
+      if (++idx[d] < out->dims[d]) {
+        off += steps[d];
+        break;
+      }
+      off -= steps[d] * (idx[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+/* ---- float16 and the Cast rule ---- */
+
+uint16_t ember_float_to_half(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  const uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
+  if (exp == 0xffu) {
+    if (mant == 0) return (uint16_t)(sign | 0x7c00u);
+    uint32_t h = 0x7c00u | (mant >> 13);
+    if (h == 0x7c00u) h++; /* keep it a NaN */
+    return (uint16_t)(sign | h);
+  }
+  const int32_t e = (int32_t)exp - 127 + 15; /* biased half exponent */
+  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) { /* half subnormal (or zero): value = h * 2^-24 */
+    if (e < -10) return sign;
+    const uint32_t m = mant | 0x800000u;
+    const uint32_t shift = (uint32_t)(14 - e);
+    uint32_t h = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* may carry into inf: correct */
+  return (uint16_t)(sign | h);
+}
+
+float ember_half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  uint32_t x;
+  if (exp == 0) {
+    const float v = ldexpf((float)mant, -24); /* zero or subnormal, exact */
+    return sign ? -v : v;
+  }
+  if (exp == 31)
+    x = sign | 0x7f800000u | (mant << 13);
+  else
+    x = sign | ((exp + 112u) << 23) | (mant << 13);
+  float f;
+  memcpy(&f, &x, sizeof f);
+  return f;
+}
+
+/* Float to an integer type of `bits` bits (signed or not): truncate, saturate, NaN -> 0. */
+static int64_t float_to_int(double f, int bits, bool is_signed) {
+  if (isnan(f)) return 0;
+  f = trunc(f);
+  if (bits == 64) { /* only int64: 2^63 and -2^63 are exact doubles */
+    if (f >= 9223372036854775808.0) return INT64_MAX;
+    if (f <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)f;
+  }
+  const int64_t hi = is_signed ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
+  const int64_t lo = is_signed ? -((int64_t)1 << (bits - 1)) : 0;
+  if (f >= (double)hi) return hi;
+  if (f <= (double)lo) return lo;
+  return (int64_t)f;
+}
+
+void ember_store_float(EmberType type, double f, void *dst) {
+  unsigned char *p = dst;
+  switch (type) {
+    case EMBER_FLOAT32: {
+      const float t = (float)f; /* exact: f is a float32 or float16 value */
+      memcpy(p, &t, 4);
+      break;
+    }
+    case EMBER_FLOAT16: {
+      const uint16_t t = ember_float_to_half((float)f);
+      memcpy(p, &t, 2);
+      break;
+    }
+    case EMBER_INT8: {
+      const int8_t t = (int8_t)float_to_int(f, 8, true);
+      memcpy(p, &t, 1);
+      break;
+    }
+    case EMBER_UINT8: p[0] = (uint8_t)float_to_int(f, 8, false); break;
+    case EMBER_INT16: {
+      const int16_t t = (int16_t)float_to_int(f, 16, true);
+      memcpy(p, &t, 2);
+      break;
+    }
+    case EMBER_INT32: {
+      const int32_t t = (int32_t)float_to_int(f, 32, true);
+      memcpy(p, &t, 4);
+      break;
+    }
+    case EMBER_INT64: {
+      const int64_t t = float_to_int(f, 64, true);
+      memcpy(p, &t, 8);
+      break;
+    }
+    case EMBER_BOOL: p[0] = f != 0.0; break;
+  }
+}
+
+/* ---- conv / pool windows ---- */
+
+void ember_window_geom(const EmberKernelCtx *ctx, int32_t kh, int32_t kw, EmberWindowGeom *g) {
+  const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
+  const EmberParams *p = ctx->params;
+  g->n = x->dims[0];
+  g->h = x->dims[1];
+  g->w = x->dims[2];
+  g->c = x->dims[3];
+  g->oh = out->dims[1];
+  g->ow = out->dims[2];
+  g->oc = out->dims[3];
+  g->kh = kh;
+  g->kw = kw;
+  g->sh = p->strides[0];
+  g->sw = p->strides[1];
+  g->dh = p->dilations[0];
+  g->dw = p->dilations[1];
+  g->top = p->pads[0];
+  g->left = p->pads[1];
+}
+
+EmberStatus ember_check_window(EmberKernelCtx *ctx) {
+  const EmberParams *p = ctx->params;
+  if (p->strides[0] < 1 || p->strides[1] < 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL, "strides must be >= 1, got [%d, %d]",
+                              (int)p->strides[0], (int)p->strides[1]);
+  if (p->dilations[0] < 1 || p->dilations[1] < 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "dilations must be >= 1, got [%d, %d]", (int)p->dilations[0],
+                              (int)p->dilations[1]);
+  for (int i = 0; i < 4; i++)
+    if (p->pads[i] < 0)
+      return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                                "pads must be >= 0, got [%d, %d, %d, %d] (top, left, bottom, "
+                                "right)",
+                                (int)p->pads[0], (int)p->pads[1], (int)p->pads[2],
+                                (int)p->pads[3]);
+  return EMBER_OK;
+}
+
+EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
+  EmberStatus st = ember_check_io(ctx, 2, 3, 1);
+  if (st != EMBER_OK) return st;
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  const int32_t groups = ctx->params->groups;
+
+  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if ((st = ember_check_type(ctx, w, EMBER_FLOAT32, "weights")) != EMBER_OK) return st;
+  if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
+
+  if (x->ndims != 4)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must be 4-D NHWC, has %d dims",
+                              x->name, x->ndims);
+  if (depthwise && (w->ndims != 4 || w->dims[0] != 1))
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "weights '%s' must be 4-D [1, KH, KW, C*multiplier], have %d dims "
+                              "(first %d)",
+                              w->name, w->ndims, w->ndims > 0 ? (int)w->dims[0] : 0);
+  if (!depthwise && w->ndims != 4)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "weights '%s' must be 4-D [O, KH, KW, C/groups], has %d dims",
+                              w->name, w->ndims);
+  if (!depthwise && groups < 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL, "groups must be >= 1, got %d",
+                              (int)groups);
+  const int32_t c = x->dims[3], kh = w->dims[1], kw = w->dims[2];
+  const int32_t oc = depthwise ? w->dims[3] : w->dims[0];
+  if (kh < 1 || kw < 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "weights '%s' have a %dx%d kernel; kernel dims must be >= 1",
+                              w->name, (int)kh, (int)kw);
+  if (depthwise) {
+    if (c < 1)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' has %d channels, needs >= 1",
+                                x->name, (int)c);
+    if (oc % c != 0)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                                "channel mismatch: weights '%s' have %d output channels, not a "
+                                "multiple of the %d channels of input '%s'",
+                                w->name, (int)oc, (int)c, x->name);
+  } else {
+    const int32_t cg = w->dims[3];
+    if (c % groups != 0)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                                "input '%s' has %d channels, not divisible by groups %d", x->name,
+                                (int)c, (int)groups);
+    if (oc % groups != 0)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                                "weights '%s' have %d output channels, not divisible by groups %d",
+                                w->name, (int)oc, (int)groups);
+    if ((int64_t)cg * groups != c)
+      return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                                "channel mismatch: input '%s' has %d channels but weights '%s' "
+                                "expect %lld (groups %d x %d channels per group)",
+                                x->name, (int)c, w->name, (long long)cg * groups, (int)groups,
+                                (int)cg);
+  }
+  if (bias && (bias->ndims != 1 || bias->dims[0] != oc))
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
+                              "bias '%s' must be 1-D with %d elements (output channels), has %d "
+                              "dims (first %d)",
+                              bias->name, (int)oc, bias->ndims,
+                              bias->ndims > 0 ? (int)bias->dims[0] : 0);
+  return ember_check_window(ctx);
+}
+
+/* One output dim: (in + pad0 + pad1 - d*(k-1) - 1) // s + 1, which must be >= 1. */
+static EmberStatus out_dim(EmberKernelCtx *ctx, const char *axis, int32_t in, int32_t k,
+                           int32_t s, int32_t d, int32_t pad0, int32_t pad1, int32_t *out) {
+  int64_t extent = (int64_t)d * (k - 1) + 1;
+  int64_t padded = (int64_t)in + pad0 + pad1;
+  if (padded < extent)
+    return ember_kernel_error(
+        ctx, EMBER_ERROR_SHAPE,
+        "output %s would be < 1: input %s %d + pads %d + %d = %lld is smaller than the dilated "
+        "kernel extent %lld (kernel %d, dilation %d)",
+        axis, axis, (int)in, (int)pad0, (int)pad1, (long long)padded, (long long)extent, (int)k,
+        (int)d);
+  int64_t o = (padded - extent) / s + 1;
+  if (o > INT32_MAX)
+    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "output %s would be too large (%lld)", axis,
+                              (long long)o);
+  *out = (int32_t)o;
+  return EMBER_OK;
+}
+
+EmberStatus ember_window_out_hw(EmberKernelCtx *ctx, int32_t kh, int32_t kw, int32_t out_hw[2]) {
+  const EmberTensor *x = ctx->inputs[0];
+  const EmberParams *p = ctx->params;
+  EmberStatus st = out_dim(ctx, "height", x->dims[1], kh, p->strides[0], p->dilations[0],
+                           p->pads[0], p->pads[2], &out_hw[0]);
+  if (st != EMBER_OK) return st;
+  return out_dim(ctx, "width", x->dims[2], kw, p->strides[1], p->dilations[1], p->pads[1],
+                 p->pads[3], &out_hw[1]);
+}
+
+EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference) {
+  const EmberTensor *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  EmberWindowGeom g;
+  ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+  reference((const float *)ctx->inputs[0]->data, (const float *)w->data,
+            bias ? (const float *)bias->data : NULL, (float *)ctx->outputs[0]->data, &g,
+            ctx->params);
   return EMBER_OK;
 }

@@ -4,98 +4,9 @@
  *   REFLECT:  numpy "reflect" (mirror without repeating the edge), needs pad < dim
  *   EDGE:     numpy "edge" (repeat the edge element), needs dim >= 1 where padded
  * Any dtype. */
-#include <math.h>
 #include <string.h>
 
 #include "kernel.h"
-
-/* float32 -> float16 bits, round to nearest even; overflow gives inf, NaN stays NaN. */
-static uint16_t half_from_float(float f) {
-  uint32_t x;
-  memcpy(&x, &f, sizeof x);
-  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-  const uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) {
-    if (mant == 0) return (uint16_t)(sign | 0x7c00u);
-    uint32_t h = 0x7c00u | (mant >> 13);
-    if (h == 0x7c00u) h++; /* keep it a NaN */
-    return (uint16_t)(sign | h);
-  }
-  const int32_t e = (int32_t)exp - 127 + 15; /* biased half exponent */
-  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-  if (e <= 0) { /* half subnormal (or zero): value = h * 2^-24 */
-    if (e < -10) return sign;
-    const uint32_t m = mant | 0x800000u;
-    const uint32_t shift = (uint32_t)(14 - e);
-    uint32_t h = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
-    if (rem > halfway || (rem == halfway && (h & 1u))) h++;
-    return (uint16_t)(sign | h);
-  }
-  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* may carry into inf: correct */
-  return (uint16_t)(sign | h);
-}
-
-/* Saturating float -> integer in [lo, hi] (both exactly representable as doubles or the
- * boundary checks below are exact), NaN -> 0. */
-static int64_t sat_int(double v, double lo, double hi, int64_t ilo, int64_t ihi) {
-  if (isnan(v)) return 0;
-  v = trunc(v);
-  if (v <= lo) return ilo;
-  if (v >= hi) return ihi;
-  return (int64_t)v;
-}
-
-/* Writes the pad value in the output dtype into buf (8 bytes). */
-static void pad_value_bytes(EmberType type, float value, unsigned char *buf) {
-  memset(buf, 0, 8);
-  const double v = value;
-  switch (type) {
-    case EMBER_FLOAT32: memcpy(buf, &value, 4); break;
-    case EMBER_FLOAT16: {
-      uint16_t h = half_from_float(value);
-      memcpy(buf, &h, 2);
-      break;
-    }
-    case EMBER_INT8: {
-      int8_t t = (int8_t)sat_int(v, -128.0, 127.0, -128, 127);
-      memcpy(buf, &t, 1);
-      break;
-    }
-    case EMBER_UINT8: {
-      uint8_t t = (uint8_t)sat_int(v, 0.0, 255.0, 0, 255);
-      memcpy(buf, &t, 1);
-      break;
-    }
-    case EMBER_INT16: {
-      int16_t t = (int16_t)sat_int(v, -32768.0, 32767.0, -32768, 32767);
-      memcpy(buf, &t, 2);
-      break;
-    }
-    case EMBER_INT32: {
-      int32_t t = (int32_t)sat_int(v, -2147483648.0, 2147483647.0, INT32_MIN, INT32_MAX);
-      memcpy(buf, &t, 4);
-      break;
-    }
-    case EMBER_INT64: {
-      /* 2^63 is a double; anything at or above it saturates, -2^63 is exact */
-      int64_t t;
-      if (isnan(v))
-        t = 0;
-      else if (v >= 9223372036854775808.0)
-        t = INT64_MAX;
-      else if (v <= -9223372036854775808.0)
-        t = INT64_MIN;
-      else
-        t = (int64_t)v;
-      memcpy(buf, &t, 8);
-      break;
-    }
-    case EMBER_BOOL: buf[0] = value != 0.0f; break;
-  }
-}
 
 static EmberStatus pad_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_check_io(ctx, 1, 1, 1);
@@ -144,8 +55,8 @@ static EmberStatus pad_eval(EmberKernelCtx *ctx) {
   const size_t esize = ember_type_size(in->type);
   const size_t n = ember_num_elements(out);
   if (n == 0) return EMBER_OK;
-  unsigned char value[8];
-  pad_value_bytes(out->type, p->pad_value, value);
+  unsigned char value[8] = {0};
+  ember_store_float(out->type, p->pad_value, value);
 
   size_t in_stride[EMBER_MAX_DIMS];
   size_t s = 1;

@@ -5,8 +5,6 @@
  *   step 0 is an error.
  * Starts, ends and steps are int64 and may be anything (INT64_MAX, INT64_MIN as "to the end"),
  * so the arithmetic below is written to never overflow. Any dtype. */
-#include <string.h>
-
 #include "kernel.h"
 
 /* The slice along one input dim: output index k reads input index start + k*step. */
@@ -95,11 +93,8 @@ static EmberStatus slice_prepare(EmberKernelCtx *ctx) {
 
 static EmberStatus slice_eval(EmberKernelCtx *ctx) {
   const EmberTensor *in = ctx->inputs[0];
-  EmberTensor *out = ctx->outputs[0];
   const int rank = in->ndims;
-  const size_t esize = ember_type_size(in->type);
-  const size_t n = ember_num_elements(out);
-  if (n == 0) return EMBER_OK;
+  if (ember_num_elements(ctx->outputs[0]) == 0) return EMBER_OK;
   SliceDim sd[EMBER_MAX_DIMS];
   EmberStatus st = resolve(ctx, in, sd);
   if (st != EMBER_OK) return st;
@@ -112,20 +107,7 @@ static EmberStatus slice_eval(EmberKernelCtx *ctx) {
     off += sd[d].start * stride;
     stride *= in->dims[d];
   }
-  const unsigned char *src = in->data;
-  unsigned char *dst = out->data;
-  int64_t idx[EMBER_MAX_DIMS] = {0};
-  for (size_t o = 0; o < n; o++) {
-    memcpy(dst + o * esize, src + (size_t)off * esize, esize);
-    for (int d = rank - 1; d >= 0; d--) { /* next output index, odometer style */
-      if (++idx[d] < sd[d].count) {
-        off += step[d];
-        break;
-      }
-      off -= step[d] * (idx[d] - 1);
-      idx[d] = 0;
-    }
-  }
+  ember_copy_view(ctx->outputs[0], in, off, step);
   return EMBER_OK;
 }
 

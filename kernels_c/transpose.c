@@ -1,6 +1,4 @@
 /* Transpose: out.dims[i] = in.dims[perm[i]]; perm empty means reverse the dims. Any dtype. */
-#include <string.h>
-
 #include "kernel.h"
 
 /* The permutation to use: params->perm, or the reversal when it is empty. */
@@ -40,39 +38,21 @@ static EmberStatus transpose_prepare(EmberKernelCtx *ctx) {
 
 static EmberStatus transpose_eval(EmberKernelCtx *ctx) {
   const EmberTensor *in = ctx->inputs[0];
-  EmberTensor *out = ctx->outputs[0];
   const int rank = in->ndims;
-  const size_t esize = ember_type_size(in->type);
-  const size_t n = ember_num_elements(out);
-  if (n == 0) return EMBER_OK;
+  if (ember_num_elements(in) == 0) return EMBER_OK; /* (and a non-empty one has bounded strides) */
 
   int perm[EMBER_MAX_DIMS];
   get_perm(ctx->params, rank, perm);
   /* in_stride[d]: elements between neighbours along input dim d;
    * step[i]: how far the input offset moves per step along output dim i. */
-  size_t in_stride[EMBER_MAX_DIMS], step[EMBER_MAX_DIMS];
-  size_t s = 1;
+  int64_t in_stride[EMBER_MAX_DIMS], step[EMBER_MAX_DIMS];
+  int64_t s = 1;
   for (int d = rank - 1; d >= 0; d--) {
     in_stride[d] = s;
-    s *= (size_t)in->dims[d];
+    s *= in->dims[d];
   }
   for (int i = 0; i < rank; i++) step[i] = in_stride[perm[i]];
-
-  const unsigned char *src = in->data;
-  unsigned char *dst = out->data;
-  size_t idx[EMBER_MAX_DIMS] = {0};
-  size_t off = 0; /* input element offset of output element `o` */
-  for (size_t o = 0; o < n; o++) {
-    memcpy(dst + o * esize, src + off * esize, esize);
-    for (int i = rank - 1; i >= 0; i--) { /* next output index, odometer style */
-      if (++idx[i] < (size_t)out->dims[i]) {
-        off += step[i];
-        break;
-      }
-      off -= step[i] * (idx[i] - 1);
-      idx[i] = 0;
-    }
-  }
+  ember_copy_view(ctx->outputs[0], in, 0, step);
   return EMBER_OK;
 }
 

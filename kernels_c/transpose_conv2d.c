@@ -13,59 +13,6 @@
 
 #include "kernel.h"
 
-typedef struct TransposeConvGeom {
-  int64_t n, h, w, c;          /* input */
-  int64_t oh, ow, o;           /* output */
-  int64_t kh, kw;
-  int64_t cg, og;              /* channels per group: input, output */
-  int64_t sh, sw, dh, dw;
-  int64_t top, left;
-} TransposeConvGeom;
-
-static void transpose_conv_geom(const EmberKernelCtx *ctx, TransposeConvGeom *g) {
-  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
-  const EmberParams *p = ctx->params;
-  g->n = x->dims[0];
-  g->h = x->dims[1];
-  g->w = x->dims[2];
-  g->c = x->dims[3];
-  g->oh = out->dims[1];
-  g->ow = out->dims[2];
-  g->o = out->dims[3];
-  g->kh = w->dims[1];
-  g->kw = w->dims[2];
-  g->cg = w->dims[3];
-  g->og = g->o / p->groups;
-  g->sh = p->strides[0];
-  g->sw = p->strides[1];
-  g->dh = p->dilations[0];
-  g->dw = p->dilations[1];
-  g->top = p->pads[0];
-  g->left = p->pads[1];
-}
-
-/* Checks strides, dilations >= 1, pads >= 0 and output_padding >= 0. */
-static EmberStatus check_window(EmberKernelCtx *ctx, const EmberParams *p) {
-  if (p->strides[0] < 1 || p->strides[1] < 1)
-    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL, "strides must be >= 1, got [%d, %d]",
-                              (int)p->strides[0], (int)p->strides[1]);
-  if (p->dilations[0] < 1 || p->dilations[1] < 1)
-    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
-                              "dilations must be >= 1, got [%d, %d]", (int)p->dilations[0],
-                              (int)p->dilations[1]);
-  for (int i = 0; i < 4; i++)
-    if (p->pads[i] < 0)
-      return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
-                                "pads must be >= 0, got [%d, %d, %d, %d] (top, left, bottom, right)",
-                                (int)p->pads[0], (int)p->pads[1], (int)p->pads[2],
-                                (int)p->pads[3]);
-  if (p->output_padding[0] < 0 || p->output_padding[1] < 0)
-    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
-                              "output_padding must be >= 0, got [%d, %d]",
-                              (int)p->output_padding[0], (int)p->output_padding[1]);
-  return EMBER_OK;
-}
-
 /* One output dim: (in-1)*s - pad0 - pad1 + d*(k-1) + output_padding + 1, which must be >= 1. */
 static EmberStatus out_dim(EmberKernelCtx *ctx, const char *axis, int32_t in, int32_t k,
                            int32_t s, int32_t d, int32_t pad0, int32_t pad1, int32_t opad,
@@ -85,61 +32,21 @@ static EmberStatus out_dim(EmberKernelCtx *ctx, const char *axis, int32_t in, in
 }
 
 static EmberStatus transpose_conv2d_prepare(EmberKernelCtx *ctx) {
-  EmberStatus st = ember_check_io(ctx, 2, 3, 1);
+  EmberStatus st = ember_check_conv(ctx, false);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const EmberParams *p = ctx->params;
+  if (p->output_padding[0] < 0 || p->output_padding[1] < 0)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "output_padding must be >= 0, got [%d, %d]",
+                              (int)p->output_padding[0], (int)p->output_padding[1]);
 
-  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, EMBER_FLOAT32, "weights")) != EMBER_OK) return st;
-  if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
-
-  if (x->ndims != 4)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must be 4-D NHWC, has %d dims",
-                              x->name, x->ndims);
-  if (w->ndims != 4)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "weights '%s' must be 4-D [O, KH, KW, C/groups], has %d dims",
-                              w->name, w->ndims);
-  const int32_t groups = p->groups;
-  const int32_t c = x->dims[3], o = w->dims[0], kh = w->dims[1], kw = w->dims[2],
-                cg = w->dims[3];
-  if (groups < 1)
-    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL, "groups must be >= 1, got %d",
-                              (int)groups);
-  if (kh < 1 || kw < 1)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "weights '%s' have a %dx%d kernel; kernel dims must be >= 1",
-                              w->name, (int)kh, (int)kw);
-  if (c % groups != 0)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "input '%s' has %d channels, not divisible by groups %d", x->name,
-                              (int)c, (int)groups);
-  if (o % groups != 0)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "weights '%s' have %d output channels, not divisible by groups %d",
-                              w->name, (int)o, (int)groups);
-  if ((int64_t)cg * groups != c)
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "channel mismatch: input '%s' has %d channels but weights '%s' "
-                              "expect %lld (groups %d x %d channels per group)",
-                              x->name, (int)c, w->name, (long long)cg * groups, (int)groups,
-                              (int)cg);
-  if (bias && (bias->ndims != 1 || bias->dims[0] != o))
-    return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
-                              "bias '%s' must be 1-D with %d elements (output channels), has %d "
-                              "dims (first %d)",
-                              bias->name, (int)o, bias->ndims,
-                              bias->ndims > 0 ? (int)bias->dims[0] : 0);
-  if ((st = check_window(ctx, p)) != EMBER_OK) return st;
-
-  int32_t dims[4] = {x->dims[0], 0, 0, o};
-  if ((st = out_dim(ctx, "height", x->dims[1], kh, p->strides[0], p->dilations[0], p->pads[0],
-                    p->pads[2], p->output_padding[0], &dims[1])) != EMBER_OK)
+  int32_t dims[4] = {x->dims[0], 0, 0, w->dims[0]};
+  if ((st = out_dim(ctx, "height", x->dims[1], w->dims[1], p->strides[0], p->dilations[0],
+                    p->pads[0], p->pads[2], p->output_padding[0], &dims[1])) != EMBER_OK)
     return st;
-  if ((st = out_dim(ctx, "width", x->dims[2], kw, p->strides[1], p->dilations[1], p->pads[1],
-                    p->pads[3], p->output_padding[1], &dims[2])) != EMBER_OK)
+  if ((st = out_dim(ctx, "width", x->dims[2], w->dims[2], p->strides[1], p->dilations[1],
+                    p->pads[1], p->pads[3], p->output_padding[1], &dims[2])) != EMBER_OK)
     return st;
   return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
 }
@@ -155,14 +62,15 @@ static int64_t source_index(int64_t o, int64_t k, int64_t pad, int64_t s, int64_
 
 /* The ground truth: each output element gathers what the scatter definition adds into it. */
 static void transpose_conv2d_reference(const float *x, const float *w, const float *bias,
-                                       float *out, const TransposeConvGeom *g,
+                                       float *out, const EmberWindowGeom *g,
                                        const EmberParams *p) {
+  const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
   for (int64_t n = 0; n < g->n; n++) {
     for (int64_t oh = 0; oh < g->oh; oh++) {
       for (int64_t ow = 0; ow < g->ow; ow++) {
-        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->o);
-        for (int64_t o = 0; o < g->o; o++) {
-          const int64_t group = o / g->og;
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t o = 0; o < g->oc; o++) {
+          const int64_t group = o / og;
           float acc = 0.0f;
           for (int64_t kh = 0; kh < g->kh; kh++) {
             const int64_t ih = source_index(oh, kh, g->top, g->sh, g->dh, g->h);
@@ -170,9 +78,9 @@ static void transpose_conv2d_reference(const float *x, const float *w, const flo
             for (int64_t kw = 0; kw < g->kw; kw++) {
               const int64_t iw = source_index(ow, kw, g->left, g->sw, g->dw, g->w);
               if (iw < 0) continue;
-              const size_t xo = (size_t)(((n * g->h + ih) * g->w + iw) * g->c + group * g->cg);
-              const size_t wo = (size_t)(((o * g->kh + kh) * g->kw + kw) * g->cg);
-              for (size_t ci = 0; ci < (size_t)g->cg; ci++) acc += x[xo + ci] * w[wo + ci];
+              const size_t xo = (size_t)(((n * g->h + ih) * g->w + iw) * g->c + group * cg);
+              const size_t wo = (size_t)(((o * g->kh + kh) * g->kw + kw) * cg);
+              for (size_t ci = 0; ci < (size_t)cg; ci++) acc += x[xo + ci] * w[wo + ci];
             }
           }
           if (bias) acc += bias[o];
@@ -184,14 +92,7 @@ static void transpose_conv2d_reference(const float *x, const float *w, const flo
 }
 
 static EmberStatus transpose_conv2d_eval(EmberKernelCtx *ctx) {
-  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-  TransposeConvGeom g;
-  transpose_conv_geom(ctx, &g);
-  transpose_conv2d_reference((const float *)ctx->inputs[0]->data,
-                             (const float *)ctx->inputs[1]->data,
-                             bias ? (const float *)bias->data : NULL,
-                             (float *)ctx->outputs[0]->data, &g, ctx->params);
-  return EMBER_OK;
+  return ember_conv_eval(ctx, transpose_conv2d_reference);
 }
 
 const EmberKernel ember_kernel_transpose_conv2d = {transpose_conv2d_prepare,

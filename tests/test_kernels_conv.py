@@ -244,6 +244,14 @@ def _tconv_cases():
     # pads that crop past every input contribution on one side: those outputs are bias only
     cases.append(dict(n=1, hw=(2, 2), c=1, o=1, k=(2, 2), s=(3, 3), d=(1, 1), p=(0, 0, 0, 0),
                       op=(2, 2), g=1, bias=True, act="none"))
+    # an empty input H or W: nothing scatters, every output is the bias (or 0)
+    for hw, k, s, d, p, op, bias, act in [
+            ((0, 3), (3, 2), (2, 2), (2, 1), (1, 0, 0, 1), (1, 1), True, "relu"),
+            ((3, 0), (2, 4), (1, 3), (1, 1), (0, 1, 0, 0), (0, 2), True, "none"),
+            ((0, 0), (3, 3), (3, 1), (1, 2), (0, 0, 0, 0), (2, 0), False, "none"),
+            ((0, 2), (3, 2), (1, 1), (2, 1), (1, 0, 0, 1), (0, 0), True, "clip")]:
+        cases.append(dict(n=2, hw=hw, c=2, o=3, k=k, s=s, d=d, p=p, op=op, g=1, bias=bias,
+                          act=act))
     return [c for c in cases if tconv_fits(*c["hw"], c["k"], c["s"], c["d"], c["p"], c["op"])]
 
 

@@ -192,10 +192,8 @@ def test_transpose(shape, perm, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transpose_scalar(dtype):
-    # (the reference returns shape (1,) here: np.ascontiguousarray makes 0-d arrays 1-d)
     x = rand((), dtype)
-    out = run_ember("Transpose", [x], {"perm": ()})[0]
-    assert_same(out, x)
+    assert_same(check("Transpose", [x], {"perm": ()})[0], x)
 
 
 def test_transpose_errors():
@@ -317,6 +315,12 @@ def test_slice_random():
         check("Slice", [rand(shape, "int16")], attrs)
 
 
+@pytest.mark.parametrize("dtype", SOME_DTYPES)
+def test_slice_scalar(dtype):
+    x = rand((), dtype)
+    assert_same(check("Slice", [x], {"starts": (), "ends": ()})[0], x)
+
+
 def test_slice_errors():
     x = rand((4, 5))
     check_error("Slice", [x], r"step", {"starts": (0,), "ends": (1,), "steps": (0,)})
@@ -368,9 +372,23 @@ def test_pad_constant_value(dtype, value):
     assert out[0, 0] == expect and out[-1, -1] == expect
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "int16", "int32", "int64"])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_pad_negative_value(dtype):
     check("Pad", [rand((2, 3), dtype)], {"pads": (1, 1, 1, 1), "value": -2.5})
+
+
+# values the dtype cannot hold: the Cast rule (saturate, NaN -> 0; bool: value != 0)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("value", [1e10, -1e10, 300.0, -129.5, 70000.0, np.inf, -np.inf, np.nan])
+def test_pad_out_of_range_value(dtype, value):
+    check("Pad", [rand((2, 3), dtype)], {"pads": (1, 0, 0, 1), "value": value})
+
+
+@pytest.mark.parametrize("dtype", SOME_DTYPES)
+@pytest.mark.parametrize("mode", ["CONSTANT", "REFLECT", "EDGE"])
+def test_pad_scalar(dtype, mode):
+    x = rand((), dtype)
+    assert_same(check("Pad", [x], {"pads": (), "mode": mode, "value": 5.0})[0], x)
 
 
 def test_pad_float16_value_rounds():

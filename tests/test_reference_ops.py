@@ -246,6 +246,24 @@ def test_transpose_conv2d_scatter_definition():
     close(got, exp)
 
 
+@pytest.mark.parametrize("hw,strides,dil,pads,opad", [
+    ((0, 3), (2, 2), (2, 1), (1, 0, 0, 1), (1, 1)), ((3, 0), (1, 3), (1, 1), (0, 1, 0, 0), (0, 2)),
+    ((0, 0), (3, 1), (1, 2), (0, 0, 0, 0), (2, 0)), ((0, 2), (1, 1), (1, 1), (0, 0, 0, 0), (0, 0))])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_transpose_conv2d_empty_input(hw, strides, dil, pads, opad, with_bias):
+    """H or W = 0: nothing scatters, so by the docs' formula every output is the bias (or 0)."""
+    (h, w), (kh, kw), (o, c) = hw, (3, 4), (3, 2)
+    x, wt = np.zeros((2, h, w, c), np.float32), np.ones((o, kh, kw, c), np.float32)
+    b = np.float32([1.5, -2.0, 0.25]) if with_bias else None
+    oh = (h - 1) * strides[0] - pads[0] - pads[2] + dil[0] * (kh - 1) + opad[0] + 1
+    ow = (w - 1) * strides[1] - pads[1] - pads[3] + dil[1] * (kw - 1) + opad[1] + 1
+    got = run("TransposeConv2D", [x, wt, b], dict(strides=strides, dilations=dil, pads=pads,
+                                                   output_padding=opad, activation="RELU"))[0]
+    exp = np.broadcast_to(np.maximum(b, 0) if with_bias else np.float32(0), (2, oh, ow, o))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, exp)
+
+
 @pytest.mark.parametrize("xshape", [(5,), (3, 5), (2, 3, 5), (1, 1, 4, 5)])
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_fully_connected(xshape, with_bias):
@@ -701,6 +719,23 @@ def test_slice(case):
     np.testing.assert_array_equal(got, onnx_run("Slice", inputs)[0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8", "bool"])
+def test_transpose_slice_and_pad_keep_0d(dtype):
+    """A 0-d input gives a 0-d output (no 1-d (1,) from np.ascontiguousarray; np.pad rejects
+    0-d arrays, but a 0-d Pad has no pads and is the identity)."""
+    x = np.asarray(np.array(3).astype(dtype))
+    for op, attrs in [("Transpose", {}), ("Transpose", {"perm": ()}),
+                      ("Slice", {"starts": (), "ends": ()}),
+                      ("Pad", {"pads": ()}), ("Pad", {"pads": (), "value": 7.0}),
+                      ("Pad", {"pads": (), "mode": "REFLECT"}),
+                      ("Pad", {"pads": (), "mode": "EDGE"})]:
+        got = run(op, [x], attrs)[0]
+        assert got.shape == () and got.dtype == x.dtype, (op, attrs, got.shape)
+        assert got == x, (op, attrs)
+    with pytest.raises(ValueError):
+        run("Pad", [x], {"pads": (0, 0)})
+
+
 def test_slice_step_zero():
     with pytest.raises(ValueError):
         run("Slice", [np.zeros(4, np.float32)], {"starts": (0,), "ends": (4,), "steps": (0,)})
@@ -738,6 +773,26 @@ def test_pad_int_and_errors():
         run("Pad", [x], {"pads": (1, 0, 0)})
     with pytest.raises(ValueError):
         run("Pad", [x], {"pads": (-1, 0, 0, 0)})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "uint8", "int16", "int32",
+                                   "int64", "bool"])
+def test_pad_value_follows_the_cast_rule(dtype):
+    """Pad CONSTANT converts its float32 value to the dtype as Cast does: truncate toward zero,
+    saturate, NaN -> 0; to bool, value != 0 (no platform-dependent astype)."""
+    values = [1e10, -1e10, 300.0, -129.5, 70000.0, -2.5, 0.9, np.inf, -np.inf, np.nan, 0.0]
+    x = np.zeros((1,), dtype)
+    for v in values:
+        got = run("Pad", [x], {"pads": (1, 0), "value": v})[0][0]
+        exp = run("Cast", [np.float32([v])], {"to": dtype})[0][0]
+        np.testing.assert_array_equal(got, exp)
+    if dtype == "uint8":
+        pads = [run("Pad", [x], {"pads": (1, 0), "value": v})[0][0] for v in values]
+        np.testing.assert_array_equal(pads, np.uint8([255, 0, 255, 0, 255, 0, 0, 255, 0, 0, 0]))
+    if dtype == "int8":
+        pads = [run("Pad", [x], {"pads": (1, 0), "value": v})[0][0] for v in values]
+        np.testing.assert_array_equal(pads, np.int8([127, -128, 127, -128, 127, -2, 0, 127, -128,
+                                                     0, 0]))
 
 
 # ----------------------------------------------------------------------------------------------
