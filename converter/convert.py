@@ -1,0 +1,138 @@
+"""ember.convert: a trained model in, .ember bytes out (docs/converter.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import ir, serialize
+from .errors import ConversionError
+
+
+def _source_name(src) -> str:
+    return os.path.basename(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else "<ModelProto>"
+
+
+def load(src, checkpoint=None, input_shapes=None, outputs=None) -> ir.Graph:
+    """The source model as an IR graph (before optimization)."""
+    if isinstance(src, (str, os.PathLike)):
+        path = os.fspath(src)
+        if not os.path.exists(path):
+            raise ConversionError(f"{path}: no such file")
+        if not path.lower().endswith(".onnx"):
+            raise ConversionError(f"{path}: not an ONNX file (.onnx); the TensorFlow frontend is "
+                                  "not available yet")
+    from .frontends.onnx import load_onnx
+
+    return load_onnx(src, checkpoint=checkpoint, input_shapes=input_shapes, outputs=outputs)
+
+
+def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
+                  outputs=None, keep_io_layout=False) -> tuple[ir.Graph, dict]:
+    """(optimized graph, statistics) of the source model."""
+    if quantize is not None:
+        raise ConversionError(f"quantize={quantize!r} is not available yet")
+    if calibration is not None:
+        raise ConversionError("calibration data is only used with quantize='int8'")
+    from .passes import optimize
+
+    graph = load(src, checkpoint, input_shapes, outputs)
+    stats = optimize(graph, keep_io_layout=keep_io_layout)
+    graph.metadata.setdefault("producer", "ember 0.1.0")
+    graph.metadata["source"] = _source_name(src)
+    options = {"checkpoint": os.fspath(checkpoint) if checkpoint else None,
+               "input_shapes": input_shapes, "outputs": outputs, "keep_io_layout": keep_io_layout}
+    graph.metadata["conversion_options"] = json.dumps({k: v for k, v in options.items() if v})
+    graph.metadata["conversion_stats"] = json.dumps(stats)
+    return graph, stats
+
+
+def convert(src, out=None, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
+            outputs=None, keep_io_layout=False) -> bytes:
+    """Converts `src` (a path or an onnx.ModelProto) and returns the .ember bytes; writes them
+    to `out` too when given (atomically; the source is never modified)."""
+    graph, _ = convert_graph(src, checkpoint, quantize, calibration, input_shapes, outputs,
+                             keep_io_layout)
+    data = serialize.serialize(graph)
+    if out is not None:
+        if isinstance(src, (str, os.PathLike)) and os.path.abspath(out) == os.path.abspath(src):
+            raise ConversionError(f"output {out} would overwrite the source model")
+        serialize.save(graph, out)
+    return data
+
+
+def io_layouts(model_metadata: dict) -> dict:
+    """{tensor name: perm} for graph inputs/outputs whose layout the converter changed: the
+    Ember tensor is source.transpose(perm)."""
+    return json.loads(model_metadata.get("io_layout", "{}"))
+
+
+def verify(src, model: bytes, checkpoint=None, input_shapes=None, outputs=None, inputs=None,
+           seed=0) -> dict:
+    """Runs the source model (onnxruntime when installed, else onnx.reference) and the
+    converted model on the same inputs; returns {output: (max_abs_err, max_rel_err)} where the
+    relative error is max_abs_err / max(|reference|)."""
+    import onnx
+
+    import ember
+
+    from .frontends.onnx import read_model
+
+    proto = read_model(src, checkpoint=checkpoint)
+    it = ember.Interpreter(model_content=model)
+    layouts = io_layouts(it.metadata)
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for d in it.get_input_details():
+        name, shape = d["name"], tuple(int(s) for s in d["shape"])
+        perm = layouts.get(name)
+        src_shape = tuple(shape[perm.index(i)] for i in range(len(perm))) if perm else shape
+        if inputs and name in inputs:
+            feeds[name] = np.asarray(inputs[name])
+        elif np.dtype(d["dtype"]).kind == "f":
+            feeds[name] = rng.standard_normal(src_shape).astype(d["dtype"])
+        else:
+            feeds[name] = np.zeros(src_shape, d["dtype"])
+    ref = _run_source(proto, feeds, [d["name"] for d in it.get_output_details()])
+    for d in it.get_input_details():
+        x = feeds[d["name"]]
+        perm = layouts.get(d["name"])
+        x = np.ascontiguousarray(x.transpose(perm)) if perm else x
+        if tuple(d["shape"]) != x.shape:
+            it.resize_tensor_input(d["index"], x.shape)
+    it.allocate_tensors()
+    for d in it.get_input_details():
+        x = feeds[d["name"]]
+        perm = layouts.get(d["name"])
+        it.set_tensor(d["index"], np.ascontiguousarray(x.transpose(perm)) if perm else x)
+    it.invoke()
+    errors = {}
+    for d in it.get_output_details():
+        y = it.get_tensor(d["index"])
+        perm = layouts.get(d["name"])
+        if perm:
+            y = y.transpose(np.argsort(perm))
+        r = np.asarray(ref[d["name"]])
+        if r.shape != y.shape:
+            raise ConversionError(f"output '{d['name']}': shape {y.shape} differs from the "
+                                  f"source model's {r.shape}")
+        diff = float(np.max(np.abs(y.astype(np.float64) - r))) if r.size else 0.0
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        errors[d["name"]] = (diff, diff / scale if scale else diff)
+    del onnx
+    return errors
+
+
+def _run_source(proto, feeds: dict, output_names: list) -> dict:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        return dict(zip(output_names, sess.run(output_names, feeds)))
+    from onnx.reference import ReferenceEvaluator
+
+    return dict(zip(output_names, ReferenceEvaluator(proto).run(output_names, feeds)))
