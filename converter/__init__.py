@@ -1,6 +1,9 @@
-"""ember.converter: the graph IR, numpy reference ops and the .ember serializer."""
+"""ember.converter: ONNX -> graph IR -> passes -> .ember (docs/converter.md)."""
 
 from . import ir, reference_ops, serialize
+from .convert import convert, verify
+from .errors import ConversionError
 from .ir import Graph, Node, Quantization, Tensor
 
-__all__ = ["Graph", "Node", "Quantization", "Tensor", "ir", "reference_ops", "serialize"]
+__all__ = ["ConversionError", "Graph", "Node", "Quantization", "Tensor", "convert", "ir",
+           "reference_ops", "serialize", "verify"]

@@ -1,4 +1,4 @@
-"""The `ember` command: inspect, run and bench .ember models.
+"""The `ember` command: convert models, and inspect, run and bench .ember files.
 
 Exit codes: 0 success, 1 a user error (one line on stderr), 2 bad usage. --debug shows
 tracebacks.
@@ -93,11 +93,17 @@ def cmd_inspect(args) -> int:
         return 0
     print(f"{s['file']}: {_fmt_bytes(s['file_bytes'])}")
     for k, v in s["metadata"].items():
-        print(f"  {k}: {v}")
+        if k != "conversion_stats":
+            print(f"  {k}: {v}")
     print(f"inputs:  " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in s["inputs"]))
     print(f"outputs: " + ", ".join(f"{t['name']} {t['dtype']}{t['shape']}" for t in s["outputs"]))
     print(f"ops ({len(s['nodes'])} nodes): "
           + ", ".join(f"{op} x{n}" for op, n in sorted(s["ops"].items(), key=lambda kv: -kv[1])))
+    conv = json.loads(s["metadata"].get("conversion_stats", "{}"))
+    if conv:
+        done = ", ".join(f"{k} {v}" for k, v in conv.get("rewrites", {}).items() if v)
+        print(f"converter: {sum(conv['ops_before'].values())} ops after import -> "
+              f"{sum(conv['ops_after'].values())} ops; rewrites: {done or 'none'}")
     print(f"constants: {_fmt_bytes(s['constant_bytes'])} (used in place from the file)")
     print(f"arena: {_fmt_bytes(s['arena_bytes'])} for all activations")
     print("\nnodes:")
@@ -245,6 +251,57 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# -- convert ----------------------------------------------------------------------------------
+
+def _parse_shapes(items):
+    shapes = {}
+    for item in items or []:
+        name, sep, dims = item.rpartition(":")
+        if not sep or not name:
+            raise UserError(f"--input-shape '{item}': expected NAME:D0,D1,...")
+        try:
+            shapes[name] = [int(d) for d in dims.split(",")]
+        except ValueError:
+            raise UserError(f"--input-shape '{item}': dims must be integers") from None
+        if any(d < 0 for d in shapes[name]):
+            raise UserError(f"--input-shape '{item}': dims must be >= 0")
+    return shapes
+
+
+def cmd_convert(args) -> int:
+    from ember.converter.convert import convert_graph, verify
+    from ember.converter.errors import ConversionError
+    from ember.converter import serialize
+
+    if os.path.abspath(args.output) == os.path.abspath(args.model):
+        raise UserError(f"-o {args.output} would overwrite the source model")
+    outputs = [o for o in args.outputs.split(",") if o] if args.outputs else None
+    try:
+        graph, stats = convert_graph(args.model, checkpoint=args.checkpoint, quantize=args.quantize,
+                                     calibration=args.calibration,
+                                     input_shapes=_parse_shapes(args.input_shape), outputs=outputs,
+                                     keep_io_layout=args.keep_io_layout)
+        size = serialize.save(graph, args.output)
+    except ConversionError as e:
+        raise UserError(str(e)) from None
+    before = sum(stats["ops_before"].values())
+    after = sum(stats["ops_after"].values())
+    print(f"wrote {args.output}: {_fmt_bytes(size)}, {after} ops (from {before} after import)")
+    if args.verify:
+        try:
+            errors = verify(args.model, open(args.output, "rb").read(), checkpoint=args.checkpoint)
+        except ConversionError as e:
+            raise UserError(f"--verify: {e}") from None
+        worst = 0.0
+        for name, (abs_err, rel_err) in errors.items():
+            print(f"verify {name}: max abs error {abs_err:.3g}, max rel error {rel_err:.3g}")
+            worst = max(worst, rel_err)
+        if worst > args.tolerance:
+            raise UserError(f"--verify: max relative error {worst:.3g} is over the tolerance "
+                            f"{args.tolerance:g}")
+    return 0
+
+
 # -- main -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version="ember 0.1.0")
     sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("convert", help="convert an ONNX model to .ember")
+    s.add_argument("model", help="an .onnx file")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.ember")
+    s.add_argument("--checkpoint", help="weights: .npz, .safetensors or ONNX external data")
+    s.add_argument("--quantize", choices=["int8", "dynamic", "float16"])
+    s.add_argument("--calibration", metavar="DATA", help=".npz/.npy of representative inputs")
+    s.add_argument("--input-shape", action="append", metavar="NAME:D0,D1,...",
+                   help="fix an input's shape (repeatable)")
+    s.add_argument("--outputs", metavar="NAME,...", help="tensors to keep as outputs")
+    s.add_argument("--keep-io-layout", action="store_true",
+                   help="keep NCHW inputs/outputs (default: image tensors become NHWC)")
+    s.add_argument("--verify", action="store_true",
+                   help="run the source and the converted model on random inputs and compare")
+    s.add_argument("--tolerance", type=float, default=1e-4,
+                   help="--verify fails above this max relative error (default 1e-4)")
+    s.set_defaults(fn=cmd_convert)
 
     s = sub.add_parser("inspect", help="ops, tensors, shapes, dtypes, sizes and arena of a model")
     s.add_argument("model")
