@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up, build the example model, run it (results + latency), inspect and bench it.
+# The main job: set up, convert the digits CNN (ONNX) to .ember, run the test split
+# (predictions, accuracy, latency), then inspect and bench the converted model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/setup.sh
-python examples/quickstart.py --out examples/build/tiny_cnn.ember
-ember inspect examples/build/tiny_cnn.ember | head -8
-ember bench examples/build/tiny_cnn.ember --runs 200 --profile
+python examples/digits/run.py --out examples/build/digits_cnn.ember
+ember inspect examples/build/digits_cnn.ember | head -9
+ember bench examples/build/digits_cnn.ember --runs 200 --profile

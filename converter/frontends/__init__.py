@@ -1,0 +1,1 @@
+"""Frontends: a source model in, an ir.Graph of Ember ops out (docs/converter.md)."""
