@@ -198,9 +198,10 @@ _WEIGHT_SLOTS = {
 _PARAM_SUFFIXES = (".weight", ".bias", ".running_mean", ".running_var", "_weight", "_bias")
 
 
-def weight_inputs(model) -> list:
+def weight_inputs(model, named_only=False) -> list:
     """Graph inputs (not initializers) that look like weights: fed only into weight slots of
-    Conv/Gemm/normalization nodes, or named like PyTorch parameters."""
+    Conv/Gemm/normalization nodes, or named like PyTorch parameters (both, if
+    `named_only`)."""
     inits = {t.name for t in model.graph.initializer}
     uses: dict[str, list] = {}
     for node in model.graph.node:
@@ -211,7 +212,8 @@ def weight_inputs(model) -> list:
         if inp.name in inits:
             continue
         used = uses.get(inp.name, [])
-        if (used and all(used)) or inp.name.endswith(_PARAM_SUFFIXES):
+        in_slots, named = bool(used) and all(used), inp.name.endswith(_PARAM_SUFFIXES)
+        if (in_slots and named) if named_only else (in_slots or named):
             out.append(inp.name)
     return out
 
@@ -226,7 +228,9 @@ def _expected(model, name):
     for inp in model.graph.input:
         if inp.name == name:
             tt = inp.type.tensor_type
-            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
+            dtype = None
+            if tt.elem_type:
+                dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))
             dims = None
             if tt.HasField("shape"):
                 dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)

@@ -153,6 +153,8 @@ def conv_cases():
         "strides": [3, 2], "auto_pad": "SAME_LOWER"}), xt
     yield "convt_same_upper", one("ConvTranspose", xt, {"w": rand(4, 3, 4, 4)}, {
         "strides": [2, 2], "auto_pad": "SAME_UPPER"}), xt, "ort"
+    yield "convt_output_shape_larger", one("ConvTranspose", xt, {"w": rand(4, 3, 3, 3)}, {
+        "strides": [2, 2], "output_shape": [12, 14]}), xt, "ort"
     yield "convt_1d", one("ConvTranspose", {"x": rand(1, 4, 6)}, {"w": rand(4, 2, 3)}, {
         "strides": [3]}), {"x": rand(1, 4, 6)}
 
@@ -193,6 +195,17 @@ def norm_cases():
                            {"axis": -1, "epsilon": 1e-5}), x
     yield "layernorm_axis1_nobias", one("LayerNormalization", x, {"s": rand(3, 8)},
                                         {"axis": 1}), x
+    yield "layernorm_mean_invstd_outputs", one("LayerNormalization", x, {"s": rand(8)},
+                                               {"axis": -1}, outputs=("y", "mean", "inv")), x
+    yield "rmsnorm", one("RMSNormalization", x, {"s": rand(8)}, opset=23), x
+    yield "mvn", one("MeanVarianceNormalization", {"x": rand(2, c, 5, 6)}), \
+        {"x": rand(2, c, 5, 6)}
+    x = {"x": rand(2, 6, 5, 3)}
+    yield "groupnorm", one("GroupNormalization", x, {"s": rand(6), "b": rand(6)},
+                           {"num_groups": 3, "epsilon": 1e-4}, opset=21), x
+    yield "lpnorm_p2", one("LpNormalization", x, attrs={"axis": 1, "p": 2}), x
+    # (onnx.reference's L1 norm sums x, not |x|: onnxruntime)
+    yield "lpnorm_p1", one("LpNormalization", x, attrs={"axis": 1, "p": 1}), x, "ort"
 
 
 def elementwise_cases():
@@ -205,6 +218,7 @@ def elementwise_cases():
         yield op.lower(), one(op, xp), xp
     yield "hardswish", one("HardSwish", x, opset=14), x
     yield "mish", one("Mish", x, opset=18), x
+    yield "swish", one("Swish", x, attrs={"alpha": 0.7}, opset=24), x
     yield "leakyrelu_default", one("LeakyRelu", x), x
     yield "leakyrelu_alpha", one("LeakyRelu", x, attrs={"alpha": 0.2}), x
     yield "elu_default", one("Elu", x), x
@@ -355,6 +369,8 @@ def shape_cases():
         "blocksize": 2, "mode": "CRD"}), {"x": rand(2, 8, 3, 4)}
     yield "spacetodepth", one("SpaceToDepth", {"x": rand(2, 3, 4, 6)}, attrs={
         "blocksize": 2}), {"x": rand(2, 3, 4, 6)}
+    yield "spacetodepth_crd", one("SpaceToDepth", {"x": rand(2, 3, 4, 6)}, attrs={
+        "blocksize": 2, "mode": "CRD"}, opset=28), {"x": rand(2, 3, 4, 6)}
     yield "gather_axis1", one("Gather", x, {"i": np.array([[2, 0], [-1, 1]], np.int64)},
                               attrs={"axis": 1}), x
     yield "gather_scalar", one("Gather", x, {"i": np.array(-2, np.int64)}, attrs={"axis": 3}), x
@@ -390,6 +406,8 @@ def resize_cases():
     yield "resize_opset10", one("Resize", x, {"sc": scales}, opset=10), x, "ort"
     yield "resize_opset10_linear", one("Resize", x, {"sc": scales}, attrs={"mode": "linear"},
                                        opset=10), x, "ort"
+    yield "upsample_opset7_linear", one("Upsample", x, attrs={
+        "scales": [1.0, 1.0, 2.0, 2.0], "mode": "linear"}, opset=7), x, "ort"
     yield "upsample_opset9", one("Upsample", x, {"sc": np.array([1, 1, 2, 3], np.float32)},
                                  opset=9), x, "ort"
     x3 = {"x": rand(1, 2, 5)}
@@ -646,7 +664,7 @@ def test_end_to_end_through_convert():
              oh.make_node("Gemm", ["f", "fw"], ["y"], name="fc", transB=1)]
     model = make(nodes, {"x": (F, ["N", 3, 8, 8])}, ["y"], inits, opset=13)
     data = convert(model)
-    for err_abs, err_rel in verify(model, data).values():
+    for _, err_rel in verify(model, data).values():
         assert err_rel < 1e-4
 
 
@@ -714,6 +732,45 @@ def test_source_model_is_not_modified(tmp_path):
     assert path.read_bytes() == data
 
 
+def test_constant_node_forms():
+    sparse = oh.make_sparse_tensor(
+        numpy_helper.from_array(np.array([5.0, 7.0], np.float32), "v"),
+        numpy_helper.from_array(np.array([1, 4], np.int64), "i"), [6])
+    forms = {
+        "k_value": {"value": numpy_helper.from_array(rand(6))},
+        "k_float": {"value_float": 0.5}, "k_floats": {"value_floats": [1.0] * 6},
+        "k_sparse": {"sparse_value": sparse},
+    }
+    nodes = [oh.make_node("Constant", [], [k], name=k, **v) for k, v in forms.items()]
+    nodes += [oh.make_node("Constant", [], ["shape"], name="shape", value_ints=[2, 3]),
+              oh.make_node("Constant", [], ["axis"], name="axis", value_int=0)]
+    acc = "x"
+    for k in forms:
+        nodes.append(oh.make_node("Add", [acc, k], [f"{acc}+"], name=f"add_{k}"))
+        acc = f"{acc}+"
+    nodes += [oh.make_node("Reshape", [acc, "shape"], ["r"], name="reshape"),
+              oh.make_node("Reshape", ["axis", "one"], ["axis_1d"], name="axis_1d"),
+              oh.make_node("Unsqueeze", ["r", "axis_1d"], ["y"], name="unsqueeze")]
+    model = make(nodes, {"x": (F, [6])}, ["y"], {"one": np.array([1], np.int64)})
+    graph = check(model, {"x": rand(6)}, engine="ort")   # (onnx.reference: no sparse_value)
+    assert ops_of(graph) == ["Add"] * 4 + ["Reshape", "ExpandDims"]
+
+
+def test_eyelike_of_a_static_shape_folds():
+    nodes = [oh.make_node("EyeLike", ["x"], ["e"], name="eye", k=1),
+             oh.make_node("Add", ["x", "e"], ["y"], name="add")]
+    graph = check(make(nodes, {"x": (F, [3, 4])}, ["y"]), {"x": rand(3, 4)})
+    assert ops_of(graph) == ["Add"]
+
+
+def test_float16_compute_is_unsupported_but_casts_are_not():
+    x16 = {"x": rand(2, 3).astype(np.float16)}
+    with pytest.raises(ConversionError, match=r"unsupported ops: Relu x1 \(relu_0: Relu on "
+                                              r"float16 tensors\)"):
+        load_onnx(one("Relu", x16))
+    check(one("Cast", x16, attrs={"to": TP.FLOAT}), x16)
+
+
 def test_identity_output_and_constant_output():
     nodes = [oh.make_node("Identity", ["x"], ["y"], name="id"),
              oh.make_node("Constant", [], ["k"], name="k",
@@ -721,6 +778,10 @@ def test_identity_output_and_constant_output():
     model = make(nodes, {"x": (F, [2, 3])}, ["y", "k"])
     graph = check(model, {"x": rand(2, 3)})
     assert graph.outputs == ["y", "k"]
+    # an initializer that is both an output and read by a node
+    model = make([node("Add", ["x", "w"])], {"x": (F, [2, 3])}, ["y", "w"], {"w": rand(3)})
+    graph = check(model, {"x": rand(2, 3)})
+    assert graph.outputs == ["y", "w"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -826,6 +887,12 @@ def test_checkpoint_binds_weight_inputs(tmp_path, kind):
     proto = read_model(weights_model(), checkpoint=str(path))
     assert [i.name for i in proto.graph.input] == ["x"]
     assert {t.name for t in proto.graph.initializer} == set(WEIGHTS)
+
+
+def test_weight_inputs_without_checkpoint_are_an_error():
+    with pytest.raises(ConversionError, match="inputs conv.weight, conv.bias are weights "
+                                              "exported without values"):
+        load_onnx(weights_model())
 
 
 def test_checkpoint_overrides_initializers(tmp_path):
