@@ -40,6 +40,9 @@ def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_s
 
     graph = load(src, checkpoint, input_shapes, outputs)
     stats = optimize(graph, keep_io_layout=keep_io_layout)
+    for key in ("source_nodes", "source_folded"):
+        if key in graph.metadata:
+            stats[key] = int(graph.metadata.pop(key))
     graph.metadata.setdefault("producer", "ember 0.1.0")
     graph.metadata["source"] = _source_name(src)
     options = {"checkpoint": os.fspath(checkpoint) if checkpoint else None,

@@ -102,7 +102,9 @@ def cmd_inspect(args) -> int:
     conv = json.loads(s["metadata"].get("conversion_stats", "{}"))
     if conv:
         done = ", ".join(f"{k} {v}" for k, v in conv.get("rewrites", {}).items() if v)
-        print(f"converter: {sum(conv['ops_before'].values())} ops after import -> "
+        source = (f"{conv['source_nodes']} source nodes ({conv.get('source_folded', 0)} folded "
+                  "as constants) -> " if "source_nodes" in conv else "")
+        print(f"converter: {source}{sum(conv['ops_before'].values())} ops after import -> "
               f"{sum(conv['ops_after'].values())} ops; rewrites: {done or 'none'}")
     print(f"constants: {_fmt_bytes(s['constant_bytes'])} (used in place from the file)")
     print(f"arena: {_fmt_bytes(s['arena_bytes'])} for all activations")
@@ -355,6 +357,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UserError as e:
         if args.debug:
             raise

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,60 @@ def test_user_errors_are_one_line(files, args, message):
 def test_bad_usage_exits_2():
     assert ember("frobnicate").returncode == 2
     assert ember().returncode == 2
+
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits_cnn.onnx"
+
+
+def test_convert_with_verify(tmp_path):
+    out = tmp_path / "digits.ember"
+    source = DIGITS.read_bytes()
+    r = ember("convert", DIGITS, "-o", out, "--verify")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and "verify" in r.stdout and "max rel error" in r.stdout
+    assert DIGITS.read_bytes() == source  # the source is never modified
+    r = ember("inspect", out)
+    assert "converter: 19 source nodes (7 folded as constants)" in r.stdout
+    assert "cancel_transposes" in r.stdout
+
+
+def test_convert_fixes_the_batch(tmp_path):
+    out = tmp_path / "digits4.ember"
+    r = ember("convert", DIGITS, "-o", out, "--input-shape", "image:4,1,8,8", "--keep-io-layout")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(ember("inspect", out, "--json").stdout)
+    assert s["inputs"][0]["shape"] == [4, 1, 8, 8]
+
+
+def test_convert_lists_every_unsupported_op(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk"),
+             helper.make_node("Sin", ["v"], ["s1"], name="sin_a"),
+             helper.make_node("Sin", ["s1"], ["y"], name="sin_b")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor("k", TensorProto.INT64, [1], [2])])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    out = tmp_path / "bad.ember"
+    r = ember("convert", path, "-o", out)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1
+    assert "Sin x2 (sin_a, sin_b)" in r.stderr and "TopK x1 (topk)" in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["convert", "{d}/missing.onnx", "-o", "{d}/o.ember"], "no such file"),
+    (["convert", "{digits}", "-o", "{digits}"], "would overwrite the source"),
+    (["convert", "{digits}", "-o", "{d}/o.ember", "--input-shape", "image=1,1,8,8"], "NAME:D0,D1"),
+    (["convert", "{digits}", "-o", "{d}/o.ember", "--input-shape", "nope:1,1,8,8"], "nope"),
+    (["convert", "{digits}", "-o", "{d}/o.ember", "--outputs", "nope"], "nope"),
+])
+def test_convert_user_errors(tmp_path, args, message):
+    r = ember(*[a.format(d=tmp_path, digits=DIGITS) for a in args])
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr

@@ -2072,5 +2072,10 @@ def load_onnx(src, checkpoint=None, input_shapes=None, outputs=None) -> ir.Graph
         graph.input.extend(kept)
     _fix_input_shapes(graph, input_shapes, where)
     _select_outputs(graph, outputs, where)
+    source_nodes = len(graph.node)
     consts, types = _fold(model, opset, where)
-    return _Lowering(model, opset, consts, types, where).run()
+    g = _Lowering(model, opset, consts, types, where).run()
+    # what ember inspect reports of the import: ONNX nodes, and how many folded to constants
+    g.metadata["source_nodes"] = str(source_nodes)
+    g.metadata["source_folded"] = str(source_nodes - len(graph.node))
+    return g
