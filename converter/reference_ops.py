@@ -6,7 +6,8 @@ per op (or per family with a shared helper), written for clarity over speed, but
 enough (convolutions loop over kernel positions, never over pixels) to run real models.
 
     run(op, inputs, attrs=None, num_outputs=1) -> list of outputs
-    run_graph(graph, feeds) -> {output name: value}
+    run_graph(graph, feeds) -> {output name: value}   (quantized int8 nodes, Quantize and
+        Dequantize run in converter.quantize.int8_ops, with the tensors' quantization)
 
 `inputs` are numpy arrays, None for an absent optional input. `attrs` are IR attrs: the fields
 of the op's options table, enums by name ("RELU6"), lists as tuples or lists; a missing attr
@@ -82,7 +83,7 @@ OPTIONS: dict[str, dict] = {
     "Reshape": _RESHAPE, "Squeeze": _AXES, "ExpandDims": _AXES, "Transpose": _TRANSPOSE,
     "Concat": _AXIS, "Split": _SPLIT, "Slice": _SLICE, "Tile": _TILE, "Pad": _PAD,
     "Resize": _RESIZE, "DepthToSpace": _BLOCK, "SpaceToDepth": _BLOCK, "Gather": _AXIS,
-    "Cast": dict(to=REQUIRED),
+    "Cast": dict(to=REQUIRED), "Quantize": _NONE, "Dequantize": _NONE,
 }
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "CLIP")
@@ -803,6 +804,7 @@ _TABLE: dict[str, tuple[Callable | None, int, int | None]] = {
     "Resize": (None, 1, 1),  # filled in below
     "DepthToSpace": (depth_to_space, 1, 1), "SpaceToDepth": (space_to_depth, 1, 1),
     "Gather": (gather, 2, 2), "Cast": (cast, 1, 1),
+    "Quantize": (None, 1, 1), "Dequantize": (None, 1, 1),  # filled in below
 }
 _OPTIONAL_INPUTS = {"Conv2D": {2}, "DepthwiseConv2D": {2}, "TransposeConv2D": {2},
                     "FullyConnected": {2}}
@@ -896,6 +898,20 @@ def resize(x, *, a: _Attrs):
 
 _TABLE["Resize"] = (resize, 1, 1)
 
+
+# ----------------------------------------------------------------------------------------------
+# Quantize, Dequantize: they need the tensors' quantization, which run() does not get; their
+# reference is converter.quantize.int8_ops (run_graph dispatches there).
+
+
+def _needs_quantization(x, *, a: _Attrs):
+    raise ValueError(f"{a.op}: needs the tensors' quantization parameters; run it with "
+                     f"ember.converter.quantize.int8_ops.run (run_graph does)")
+
+
+_TABLE["Quantize"] = (_needs_quantization, 1, 1)
+_TABLE["Dequantize"] = (_needs_quantization, 1, 1)
+
 OPS: dict[str, Callable] = {name: entry[0] for name, entry in _TABLE.items()}
 
 
@@ -960,8 +976,19 @@ def run_graph(graph, feeds: dict) -> dict:
         attrs = dict(node.attrs)
         if node.op == "Cast" and "to" not in attrs:
             attrs["to"] = graph.tensors[node.outputs[0]].dtype
+        in_q = [graph.tensors[t].quant if t else None for t in node.inputs]
         try:
-            outs = run(node.op, args, attrs, num_outputs=len(node.outputs))
+            if node.op in ("Quantize", "Dequantize") or any(
+                    q is not None and v is not None and np.asarray(v).dtype == np.int8
+                    for v, q in zip(args, in_q)):
+                # quantized int8: the int8 reference (docs/quantization.md)
+                from .quantize import int8_ops
+
+                outs = int8_ops.run(node.op, args, attrs, in_q,
+                                    [graph.tensors[t].quant for t in node.outputs],
+                                    num_outputs=len(node.outputs))
+            else:
+                outs = run(node.op, args, attrs, num_outputs=len(node.outputs))
         except ValueError as e:
             raise ValueError(f"run_graph: node '{node.name}': {e}") from e
         if len(outs) != len(node.outputs):

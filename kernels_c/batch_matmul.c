@@ -1,6 +1,9 @@
 /* BatchMatMul: a[..., M, K] @ b[..., K, N] -> out[..., M, N], float32, numpy `matmul`:
  * both ranks >= 2, the batch dims (all but the last two) broadcast. No options, no activation.
  * See docs/ops.md.
+ *
+ * int8 (docs/quantization.md): a, b and out per-tensor int8: acc = sum (a - zp_a)(b - zp_b),
+ * out = clamp(requantize(acc, s_a s_b / s_out) + zp_out, -128, 127).
  */
 #include <stdint.h>
 
@@ -49,8 +52,21 @@ static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
   if (st != EMBER_OK) return st;
   const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
 
-  if ((st = ember_check_type(ctx, a, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, b, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  const bool q8 = a->type == EMBER_INT8;
+  if (q8) {
+    float sa, sb, so;
+    int32_t za, zb, zo;
+    EmberMultiplier mult;
+    if ((st = ember_quant_params(ctx, a, "input", &sa, &za)) != EMBER_OK ||
+        (st = ember_quant_params(ctx, b, "input", &sb, &zb)) != EMBER_OK ||
+        (st = ember_quant_params(ctx, ctx->outputs[0], "output", &so, &zo)) != EMBER_OK ||
+        (st = ember_get_multiplier(ctx, (double)sa * (double)sb / (double)so,
+                                   "s_a * s_b / s_out", &mult)) != EMBER_OK)
+      return st;
+  } else {
+    if ((st = ember_check_type(ctx, a, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+    if ((st = ember_check_type(ctx, b, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  }
   if (a->ndims < 2 || b->ndims < 2)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
                               "inputs '%s' (rank %d) and '%s' (rank %d) must both have rank >= 2",
@@ -79,7 +95,7 @@ static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
   }
   dims[nb] = m;
   dims[nb + 1] = n;
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, nb + 2, dims);
+  return ember_set_output(ctx, ctx->outputs[0], a->type, nb + 2, dims);
 }
 
 /* The ground truth: for every output batch, a plain triple loop. */
@@ -108,9 +124,48 @@ static void batch_matmul_reference(const float *a, const float *b, float *out,
   }
 }
 
+/* The int8 ground truth: the same loops with exact int64 accumulation. */
+static void batch_matmul_reference_int8(const int8_t *a, const int8_t *b, int8_t *out,
+                                        const BatchMatMulGeom *g, int32_t za, int32_t zb,
+                                        int32_t zo, EmberMultiplier mult) {
+  int64_t batches = 1;
+  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
+  for (int64_t bi = 0; bi < batches; bi++) {
+    int64_t rest = bi, a_off = 0, b_off = 0;
+    for (int i = g->nbatch - 1; i >= 0; i--) {
+      const int64_t idx = rest % g->batch_dims[i];
+      rest /= g->batch_dims[i];
+      a_off += idx * g->a_stride[i];
+      b_off += idx * g->b_stride[i];
+    }
+    const int64_t o_off = bi * g->m * g->n;
+    for (int64_t i = 0; i < g->m; i++) {
+      for (int64_t j = 0; j < g->n; j++) {
+        int64_t acc = 0;
+        for (int64_t t = 0; t < g->k; t++)
+          acc += (int64_t)((int32_t)a[(size_t)(a_off + i * g->k + t)] - za) *
+                 ((int32_t)b[(size_t)(b_off + t * g->n + j)] - zb);
+        out[(size_t)(o_off + i * g->n + j)] =
+            ember_clamp_i8(ember_requantize(acc, mult) + zo, -128, 127);
+      }
+    }
+  }
+}
+
 static EmberStatus batch_matmul_eval(EmberKernelCtx *ctx) {
   BatchMatMulGeom g;
   batch_matmul_geom(ctx, &g);
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1], *out = ctx->outputs[0];
+  if (a->type == EMBER_INT8) {
+    EmberMultiplier mult; /* prepare checked it */
+    (void)ember_quantize_multiplier((double)a->scales[0] * (double)b->scales[0] /
+                                        (double)out->scales[0],
+                                    &mult);
+    batch_matmul_reference_int8((const int8_t *)a->data, (const int8_t *)b->data,
+                                (int8_t *)out->data, &g, (int32_t)a->zero_points[0],
+                                (int32_t)b->zero_points[0], (int32_t)out->zero_points[0], mult);
+    return EMBER_OK;
+  }
   batch_matmul_reference((const float *)ctx->inputs[0]->data,
                          (const float *)ctx->inputs[1]->data, (float *)ctx->outputs[0]->data, &g);
   return EMBER_OK;

@@ -1,7 +1,8 @@
 /* Elementwise binary ops with numpy broadcasting: Add, Sub, Mul, Div, Maximum, Minimum, Pow.
  *
  * float32 for all; int32 for Add, Sub, Mul (wrap-around, computed in uint32) and Maximum,
- * Minimum. Add/Sub/Mul/Div on float apply the fused activation.
+ * Minimum. Add/Sub/Mul/Div on float apply the fused activation. Add, Sub, Mul also take
+ * per-tensor quantized int8 (docs/quantization.md), with the fused activation's range.
  *
  * May run in place: out->data may equal an input's data when that input has the output's shape
  * and dtype. Every loop reads element i of the inputs before writing element i of the output
@@ -174,6 +175,76 @@ static const BinRefI32 ref_i32[] = {
     [BIN_MAX] = ref_max_i32, [BIN_MIN] = ref_min_i32,
 };
 
+/* ---- int8 (docs/quantization.md) --------------------------------------------------------- */
+
+#define ADD_LEFT_SHIFT 20 /* inputs of Add / Sub are scaled up by 2^20 before requantizing */
+
+typedef struct {
+  BinOp op;
+  int32_t z1, z2, zo, lo, hi;
+  EmberMultiplier m1, m2, mo; /* Add / Sub: m1, m2 rescale the inputs; all: mo the result */
+} BinQuant;
+
+/* Reads the parameters and computes the multipliers; fails (in prepare) on bad ones. */
+static EmberStatus bin_quant(EmberKernelCtx *ctx, BinOp op, BinQuant *q) {
+  const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
+  float s1, s2, so;
+  EmberStatus st;
+  if ((st = ember_quant_params(ctx, a, "input", &s1, &q->z1)) != EMBER_OK ||
+      (st = ember_quant_params(ctx, b, "input", &s2, &q->z2)) != EMBER_OK ||
+      (st = ember_quant_params(ctx, ctx->outputs[0], "output", &so, &q->zo)) != EMBER_OK)
+    return st;
+  q->op = op;
+  ember_act_range_i8(ctx->params, so, q->zo, &q->lo, &q->hi);
+  if (op == BIN_MUL)
+    return ember_get_multiplier(ctx, (double)s1 * (double)s2 / (double)so, "s1 * s2 / s_out",
+                                &q->mo);
+  const double twice_max = 2.0 * (double)(s1 > s2 ? s1 : s2);
+  if ((st = ember_get_multiplier(ctx, (double)s1 / twice_max, "s1 / (2 max(s1, s2))", &q->m1)) !=
+          EMBER_OK ||
+      (st = ember_get_multiplier(ctx, (double)s2 / twice_max, "s2 / (2 max(s1, s2))", &q->m2)) !=
+          EMBER_OK)
+    return st;
+  return ember_get_multiplier(ctx, twice_max / ((double)(1 << ADD_LEFT_SHIFT) * (double)so),
+                              "2 max(s1, s2) / (2^20 s_out)", &q->mo);
+}
+
+static inline int8_t bin_i8(int8_t a, int8_t b, const BinQuant *q) {
+  int64_t acc;
+  if (q->op == BIN_MUL) {
+    acc = (int64_t)((int32_t)a - q->z1) * ((int32_t)b - q->z2);
+  } else {
+    const int64_t x1 = (int64_t)((int32_t)a - q->z1) * (1 << ADD_LEFT_SHIFT);
+    const int64_t x2 = (int64_t)((int32_t)b - q->z2) * (1 << ADD_LEFT_SHIFT);
+    const int64_t a1 = ember_requantize(x1, q->m1), a2 = ember_requantize(x2, q->m2);
+    acc = q->op == BIN_ADD ? a1 + a2 : a1 - a2;
+  }
+  return ember_clamp_i8(ember_requantize(acc, q->mo) + q->zo, q->lo, q->hi);
+}
+
+/* out = bin_i8(a, b) over the broadcast plan (element i read before out[i] is written). */
+static void ref_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_t *out,
+                   const BinQuant *q) {
+  const int last = p->ndims - 1;
+  const size_t n = p->dims[last], isa = p->sa[last], isb = p->sb[last];
+  const size_t outer = p->total / n;
+  size_t idx[EMBER_MAX_DIMS] = {0};
+  size_t oa = 0, ob = 0;
+  for (size_t o = 0; o < outer; o++) {
+    for (size_t j = 0; j < n; j++) out[o * n + j] = bin_i8(a[oa + j * isa], b[ob + j * isb], q);
+    for (int d = last - 1; d >= 0; d--) { /* next outer index */
+      oa += p->sa[d];
+      ob += p->sb[d];
+      if (++idx[d] < p->dims[d]) break;
+      oa -= p->sa[d] * p->dims[d];
+      ob -= p->sb[d] * p->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static bool int8_ok(BinOp op) { return op == BIN_ADD || op == BIN_SUB || op == BIN_MUL; }
+
 /* ---- prepare / eval --------------------------------------------------------------------- */
 
 static EmberStatus binary_prepare(EmberKernelCtx *ctx, BinOp op) {
@@ -184,7 +255,10 @@ static EmberStatus binary_prepare(EmberKernelCtx *ctx, BinOp op) {
     return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
                               "dtype mismatch: input '%s' is %s but input '%s' is %s", a->name,
                               ember_type_name(a->type), b->name, ember_type_name(b->type));
-  if (a->type == EMBER_INT32) {
+  if (a->type == EMBER_INT8 && int8_ok(op)) {
+    BinQuant q;
+    if ((s = bin_quant(ctx, op, &q)) != EMBER_OK) return s;
+  } else if (a->type == EMBER_INT32) {
     if (!bin_info[op].int32_ok)
       return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
                                 "input '%s' has unsupported dtype int32 (supported: float32)",
@@ -197,7 +271,8 @@ static EmberStatus binary_prepare(EmberKernelCtx *ctx, BinOp op) {
     return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
                               "input '%s' has unsupported dtype %s (supported: float32%s)",
                               a->name, ember_type_name(a->type),
-                              bin_info[op].int32_ok ? ", int32" : "");
+                              int8_ok(op) ? ", int32, quantized int8"
+                                          : bin_info[op].int32_ok ? ", int32" : "");
   }
   int ndims;
   int32_t dims[EMBER_MAX_DIMS];
@@ -212,7 +287,11 @@ static EmberStatus binary_eval(EmberKernelCtx *ctx, BinOp op) {
   BcastPlan plan;
   bcast_plan(a, b, out, &plan);
   if (plan.total == 0) return EMBER_OK;
-  if (out->type == EMBER_FLOAT32)
+  if (out->type == EMBER_INT8) {
+    BinQuant q;
+    (void)bin_quant(ctx, op, &q); /* prepare checked the parameters */
+    ref_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
+  } else if (out->type == EMBER_FLOAT32)
     ref_f32[op](&plan, (const float *)a->data, (const float *)b->data, (float *)out->data,
                 ctx->params);
   else

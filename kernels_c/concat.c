@@ -1,9 +1,19 @@
 /* Concat of one or more inputs along params->axis (negative counts from the end). All inputs
- * have the same dtype and rank and the same dims except along the axis. Any dtype. */
+ * have the same dtype and rank and the same dims except along the axis. Any dtype.
+ *
+ * int8 (docs/quantization.md): an input whose per-tensor quantization differs from the
+ * output's is requantized, q = clamp(requantize(q_in - zp_in, s_in / s_out) + zp_out); the
+ * others (and tensors without quantization) are copied. */
 #include <limits.h>
 #include <string.h>
 
 #include "kernel.h"
+
+/* Whether int8 input t must be requantized into out (both quantized, parameters differ). */
+static bool needs_requant(const EmberTensor *t, const EmberTensor *out) {
+  return t->type == EMBER_INT8 && t->nscales > 0 && out->nscales > 0 &&
+         (t->scales[0] != out->scales[0] || t->zero_points[0] != out->zero_points[0]);
+}
 
 static EmberStatus concat_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_check_io(ctx, 1, INT_MAX, 1);
@@ -42,6 +52,22 @@ static EmberStatus concat_prepare(EmberKernelCtx *ctx) {
       return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
                                 "the output dim along axis %d would be too large", axis);
   }
+  const EmberTensor *out = ctx->outputs[0];
+  if (first->type == EMBER_INT8 && out->nscales > 0) {
+    float so, si;
+    int32_t zo, zi;
+    if ((st = ember_quant_params(ctx, out, "output", &so, &zo)) != EMBER_OK) return st;
+    for (int i = 0; i < ctx->ninputs; i++) {
+      const EmberTensor *t = ctx->inputs[i];
+      if (t->nscales == 0) continue;
+      if ((st = ember_quant_params(ctx, t, "input", &si, &zi)) != EMBER_OK) return st;
+      EmberMultiplier m;
+      if (needs_requant(t, out) &&
+          (st = ember_get_multiplier(ctx, (double)si / (double)so, "s_in / s_out", &m)) !=
+              EMBER_OK)
+        return st;
+    }
+  }
   int32_t dims[EMBER_MAX_DIMS];
   for (int d = 0; d < rank; d++) dims[d] = first->dims[d];
   dims[axis] = (int32_t)total;
@@ -66,7 +92,20 @@ static EmberStatus concat_eval(EmberKernelCtx *ctx) {
     const size_t row = (size_t)t->dims[axis] * inner * esize;
     if (row == 0) continue;
     const unsigned char *src = t->data;
-    for (size_t o = 0; o < outer; o++) memcpy(dst + o * out_row + at, src + o * row, row);
+    if (needs_requant(t, out)) {
+      EmberMultiplier m; /* prepare checked it */
+      (void)ember_quantize_multiplier((double)t->scales[0] / (double)out->scales[0], &m);
+      const int32_t zi = (int32_t)t->zero_points[0], zo = (int32_t)out->zero_points[0];
+      const size_t count = row / esize; /* esize is 1 */
+      for (size_t o = 0; o < outer; o++) {
+        const int8_t *s8 = (const int8_t *)(src + o * row);
+        int8_t *d8 = (int8_t *)(dst + o * out_row + at);
+        for (size_t k = 0; k < count; k++)
+          d8[k] = ember_clamp_i8(ember_requantize((int32_t)s8[k] - zi, m) + zo, -128, 127);
+      }
+    } else {
+      for (size_t o = 0; o < outer; o++) memcpy(dst + o * out_row + at, src + o * row, row);
+    }
     at += row;
   }
   return EMBER_OK;

@@ -5,6 +5,10 @@
  *                                              * w[o,kh,kw,c'])
  * with g = o / (O/groups), Cg = C/groups; positions outside the input count as 0.
  * See docs/ops.md.
+ *
+ * int8 (docs/quantization.md): x and out per-tensor int8, w int8 symmetric per output channel,
+ * bias int32: acc = bias[o] + sum (x - zp_x) * w, out = clamp(requantize(acc, M_o) + zp_out)
+ * with the fused activation's range.
  */
 #include <stdint.h>
 
@@ -14,9 +18,11 @@ static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_check_conv(ctx, false);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 0, w->dims[0])) != EMBER_OK)
+    return st;
   int32_t dims[4] = {x->dims[0], 0, 0, w->dims[0]};
   if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
+  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
 }
 
 /* The ground truth: a direct loop over every output element. */
@@ -49,7 +55,51 @@ static void conv2d_reference(const float *x, const float *w, const float *bias, 
   }
 }
 
+/* The int8 ground truth: the same loop with exact int64 accumulation. */
+static void conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
+                                  int8_t *out, const EmberWindowGeom *g, const EmberParams *p,
+                                  const EmberConvQuant *q) {
+  const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
+  for (int64_t n = 0; n < g->n; n++) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t o = 0; o < g->oc; o++) {
+          const int64_t group = o / og;
+          int64_t acc = bias ? bias[o] : 0;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+              if (iw < 0 || iw >= g->w) continue;
+              const size_t xo = (size_t)(((n * g->h + ih) * g->w + iw) * g->c + group * cg);
+              const size_t wo = (size_t)(((o * g->kh + kh) * g->kw + kw) * cg);
+              for (size_t ci = 0; ci < (size_t)cg; ci++)
+                acc += (int64_t)((int32_t)x[xo + ci] - q->x_zp) * w[wo + ci];
+            }
+          }
+          out[dst + (size_t)o] =
+              ember_clamp_i8(ember_requantize(acc, q->mult[o]) + q->out_zp, q->lo, q->hi);
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->inputs[0]->type == EMBER_INT8) {
+    const EmberTensor *w = ctx->inputs[1];
+    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, w->dims[0], &q);
+    EmberWindowGeom g;
+    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+    conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data, (const int8_t *)w->data,
+                          bias ? (const int32_t *)bias->data : NULL,
+                          (int8_t *)ctx->outputs[0]->data, &g, ctx->params, &q);
+    return EMBER_OK;
+  }
   return ember_conv_eval(ctx, conv2d_reference);
 }
 

@@ -37,6 +37,10 @@ static EmberStatus d2s_prepare(EmberKernelCtx *ctx) {
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "output would be too large (block_size %d)",
                               (int)b);
   const int32_t dims[4] = {in->dims[0], (int32_t)oh, (int32_t)ow, (int32_t)(in->dims[3] / (b * b))};
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, 4, dims);
 }
 
@@ -55,6 +59,10 @@ static EmberStatus s2d_prepare(EmberKernelCtx *ctx) {
                               "output channels %d * %d^2 would be too large", (int)in->dims[3],
                               (int)b);
   const int32_t dims[4] = {in->dims[0], in->dims[1] / b, in->dims[2] / b, (int32_t)oc};
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, 4, dims);
 }
 

@@ -2,6 +2,8 @@
  *
  * Output channel oc reads input channel oc / M with weight w[0,kh,kw,oc]; the output size is
  * that of Conv2D; groups is ignored. See docs/ops.md.
+ *
+ * int8 (docs/quantization.md): as Conv2D, with w quantized per channel along axis 3.
  */
 #include <stdint.h>
 
@@ -11,9 +13,11 @@ static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_check_conv(ctx, true);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 3, w->dims[3])) != EMBER_OK)
+    return st;
   int32_t dims[4] = {x->dims[0], 0, 0, w->dims[3]};
   if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
+  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
 }
 
 /* The ground truth: a direct loop over every output element. */
@@ -46,7 +50,51 @@ static void depthwise_conv2d_reference(const float *x, const float *w, const flo
   }
 }
 
+/* The int8 ground truth: the same loop with exact int64 accumulation. */
+static void depthwise_conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
+                                            int8_t *out, const EmberWindowGeom *g,
+                                            const EmberConvQuant *q) {
+  const int64_t m = g->oc / g->c; /* depth multiplier (prepare checked C >= 1) */
+  for (int64_t n = 0; n < g->n; n++) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t oc = 0; oc < g->oc; oc++) {
+          const int64_t ic = oc / m;
+          int64_t acc = bias ? bias[oc] : 0;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+              if (iw < 0 || iw >= g->w) continue;
+              acc += (int64_t)((int32_t)x[(size_t)(((n * g->h + ih) * g->w + iw) * g->c + ic)] -
+                               q->x_zp) *
+                     w[(size_t)((kh * g->kw + kw) * g->oc + oc)];
+            }
+          }
+          out[dst + (size_t)oc] =
+              ember_clamp_i8(ember_requantize(acc, q->mult[oc]) + q->out_zp, q->lo, q->hi);
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->inputs[0]->type == EMBER_INT8) {
+    const EmberTensor *w = ctx->inputs[1];
+    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, w->dims[3], &q);
+    EmberWindowGeom g;
+    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+    depthwise_conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data,
+                                    (const int8_t *)w->data,
+                                    bias ? (const int32_t *)bias->data : NULL,
+                                    (int8_t *)ctx->outputs[0]->data, &g, &q);
+    return EMBER_OK;
+  }
   return ember_conv_eval(ctx, depthwise_conv2d_reference);
 }
 

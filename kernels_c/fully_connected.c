@@ -1,6 +1,10 @@
 /* FullyConnected: x[..., K] (rank >= 1), w[N, K], bias[N]? -> out[..., N], float32.
  *
  *   out = act(x @ w.T + bias)     (ActivationOptions). See docs/ops.md.
+ *
+ * int8 (docs/quantization.md): x and out per-tensor int8, w int8 symmetric per output feature
+ * (axis 0), bias int32: acc = bias[j] + sum (x - zp_x) * w, out = clamp(requantize(acc, M_j) +
+ * zp_out) with the fused activation's range.
  */
 #include <stdint.h>
 
@@ -12,9 +16,13 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
 
-  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, EMBER_FLOAT32, "weights")) != EMBER_OK) return st;
-  if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
+  const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
+  if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if ((st = ember_check_type(ctx, w, q8 ? EMBER_INT8 : EMBER_FLOAT32, "weights")) != EMBER_OK)
+    return st;
+  if (bias &&
+      (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
+    return st;
 
   if (x->ndims < 1)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must have rank >= 1, has %d",
@@ -35,10 +43,11 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
                               bias->name, (int)n, bias->ndims,
                               bias->ndims > 0 ? (int)bias->dims[0] : 0);
 
+  if (q8 && (st = ember_prepare_conv_int8(ctx, 0, n)) != EMBER_OK) return st;
   int32_t dims[EMBER_MAX_DIMS];
   for (int i = 0; i < x->ndims; i++) dims[i] = x->dims[i];
   dims[x->ndims - 1] = n;
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, x->ndims, dims);
+  return ember_set_output(ctx, ctx->outputs[0], x->type, x->ndims, dims);
 }
 
 /* The ground truth: rows x [rows, k] against w [n, k]. */
@@ -55,12 +64,34 @@ static void fully_connected_reference(const float *x, const float *w, const floa
   }
 }
 
+/* The int8 ground truth: the same loop with exact int64 accumulation. */
+static void fully_connected_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
+                                           int8_t *out, size_t rows, size_t n, size_t k,
+                                           const EmberConvQuant *q) {
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t j = 0; j < n; j++) {
+      int64_t acc = bias ? bias[j] : 0;
+      for (size_t i = 0; i < k; i++)
+        acc += (int64_t)((int32_t)x[r * k + i] - q->x_zp) * w[j * k + i];
+      out[r * n + j] = ember_clamp_i8(ember_requantize(acc, q->mult[j]) + q->out_zp, q->lo, q->hi);
+    }
+  }
+}
+
 static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const size_t k = (size_t)w->dims[1], n = (size_t)w->dims[0];
   size_t rows = 1;
   for (int i = 0; i < x->ndims - 1; i++) rows *= (size_t)x->dims[i];
+  if (x->type == EMBER_INT8) {
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, (int32_t)n, &q);
+    fully_connected_reference_int8((const int8_t *)x->data, (const int8_t *)w->data,
+                                   bias ? (const int32_t *)bias->data : NULL,
+                                   (int8_t *)ctx->outputs[0]->data, rows, n, k, &q);
+    return EMBER_OK;
+  }
   fully_connected_reference((const float *)x->data, (const float *)w->data,
                             bias ? (const float *)bias->data : NULL,
                             (float *)ctx->outputs[0]->data, rows, n, k, ctx->params);

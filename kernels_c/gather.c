@@ -29,6 +29,10 @@ static EmberStatus gather_prepare(EmberKernelCtx *ctx) {
   for (int d = 0; d < axis; d++) dims[k++] = data->dims[d];
   for (int d = 0; d < indices->ndims; d++) dims[k++] = indices->dims[d];
   for (int d = axis + 1; d < data->ndims; d++) dims[k++] = data->dims[d];
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, data, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], data->type, rank, dims);
 }
 

@@ -205,7 +205,9 @@ void ember_window_geom(const EmberKernelCtx *ctx, int32_t kh, int32_t kw, EmberW
 EmberStatus ember_check_window(EmberKernelCtx *ctx);
 /* The prepare checks of Conv2D and TransposeConv2D (w[O,KH,KW,C/groups]) or, when
  * `depthwise`, of DepthwiseConv2D (w[1,KH,KW,C*M]): 2 or 3 inputs (bias[O] optional) and 1
- * output, all float32; 4-D x and w; kernel dims >= 1; channels that fit; ember_check_window. */
+ * output, all float32 (or, for an int8 x: int8 w and int32 bias, whose quantization
+ * ember_prepare_conv_int8 checks); 4-D x and w; kernel dims >= 1; channels that fit;
+ * ember_check_window. */
 EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise);
 /* The output height and width of a conv / pool with a kh x kw kernel over input 0, per axis
  * (in + pad0 + pad1 - d*(k-1) - 1) // s + 1; an error when that is < 1 or too large. */
@@ -214,5 +216,72 @@ EmberStatus ember_window_out_hw(EmberKernelCtx *ctx, int32_t kh, int32_t kw, int
 typedef void (*EmberConvReference)(const float *x, const float *w, const float *bias, float *out,
                                    const EmberWindowGeom *g, const EmberParams *p);
 EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference);
+
+/* ---- int8 quantization (kernel_util.c; the numeric contract is docs/quantization.md) ---- */
+
+/* A real multiplier M = m * 2^(shift - 31), with m in [2^30, 2^31) and shift in [-31, 30]. */
+typedef struct EmberMultiplier {
+  int32_t m, shift;
+} EmberMultiplier;
+
+/* quantize_multiplier(M): false when M is not finite and > 0 or falls outside the range the
+ * rounding rule supports (shift outside [-31, 30], i.e. M outside about [2^-32, 2^30)). */
+bool ember_quantize_multiplier(double real, EmberMultiplier *out);
+/* ember_quantize_multiplier with a clear error naming `what` on failure. */
+EmberStatus ember_get_multiplier(EmberKernelCtx *ctx, double real, const char *what,
+                                 EmberMultiplier *out);
+
+/* requantize(acc, m, shift): acc saturated to int32, then (acc * m + 2^(r-1)) >> r with
+ * r = 31 - shift (an arithmetic shift: floor). No overflow: |acc * m| < 2^62. */
+static inline int64_t ember_requantize(int64_t acc, EmberMultiplier q) {
+  if (acc > INT32_MAX) acc = INT32_MAX;
+  if (acc < INT32_MIN) acc = INT32_MIN;
+  const int r = 31 - q.shift; /* in [1, 62]: ember_quantize_multiplier guarantees it */
+  const int64_t x = acc * (int64_t)q.m + ((int64_t)1 << (r - 1));
+  return x >= 0 ? x >> r : ~(~x >> r); /* floor(x / 2^r) without shifting a negative value */
+}
+
+static inline int8_t ember_clamp_i8(int64_t v, int32_t lo, int32_t hi) {
+  return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+/* Quantize: clamp(round_half_away(x / scale) + zp, -128, 127), x / scale a float32 division;
+ * NaN gives zp. */
+int8_t ember_quantize_f32(float x, float scale, int32_t zp);
+/* Dequantize: scale * (float)(q - zp), in float32. */
+static inline float ember_dequantize_i8(int8_t q, float scale, int32_t zp) {
+  return scale * (float)((int32_t)q - zp);
+}
+
+/* True when t is int8 with quantization parameters: the kernels' int8 path. */
+static inline bool ember_is_quantized_int8(const EmberTensor *t) {
+  return t && t->type == EMBER_INT8 && t->nscales > 0;
+}
+/* Input i is present and int8 (quantized or not: the int8 path then says what is missing). */
+static inline bool ember_input_is_int8(const EmberKernelCtx *ctx, int i) {
+  return ctx->ninputs > i && ctx->inputs[i] && ctx->inputs[i]->type == EMBER_INT8;
+}
+/* The per-tensor int8 parameters of t (int8, one scale, finite and > 0, zero point in
+ * [-128, 127]); `what` names its role in messages ("input", "output"). */
+EmberStatus ember_quant_params(EmberKernelCtx *ctx, const EmberTensor *t, const char *what,
+                               float *scale, int32_t *zp);
+/* Pass-through ops (shape ops, MaxPool2D, ...): when both in and out carry quantization, they
+ * must be per tensor and equal. */
+EmberStatus ember_check_same_quant(EmberKernelCtx *ctx, const EmberTensor *in,
+                                   const EmberTensor *out);
+/* The fused activation's range in the quantized domain: [Quantize(act_min), Quantize(act_max)]
+ * with the output's parameters (no activation: [-128, 127]). */
+void ember_act_range_i8(const EmberParams *p, float scale, int32_t zp, int32_t *lo, int32_t *hi);
+
+/* int8 Conv2D / DepthwiseConv2D / TransposeConv2D / FullyConnected: x and out per-tensor
+ * int8, w int8 symmetric per tensor or per channel along w_axis (nch channels), bias int32.
+ * Prepare checks all that and every multiplier M_c = s_x * s_w[c] / s_out, and asks for the
+ * scratch that ember_conv_int8_setup fills at eval. */
+typedef struct EmberConvQuant {
+  int32_t x_zp, out_zp, lo, hi;
+  const EmberMultiplier *mult; /* per output channel, in scratch */
+} EmberConvQuant;
+EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch);
+void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q);
 
 #endif /* EMBER_KERNEL_H */

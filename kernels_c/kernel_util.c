@@ -1,4 +1,5 @@
-/* Helpers shared by the kernels: errors, shapes, broadcasting, float16, conv / pool windows. */
+/* Helpers shared by the kernels: errors, shapes, broadcasting, float16, conv / pool windows,
+ * int8 quantization. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -272,9 +273,13 @@ EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const int32_t groups = ctx->params->groups;
 
-  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, EMBER_FLOAT32, "weights")) != EMBER_OK) return st;
-  if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
+  const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
+  if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if ((st = ember_check_type(ctx, w, q8 ? EMBER_INT8 : EMBER_FLOAT32, "weights")) != EMBER_OK)
+    return st;
+  if (bias &&
+      (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
+    return st;
 
   if (x->ndims != 4)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must be 4-D NHWC, has %d dims",
@@ -371,4 +376,173 @@ EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference) {
             bias ? (const float *)bias->data : NULL, (float *)ctx->outputs[0]->data, &g,
             ctx->params);
   return EMBER_OK;
+}
+
+/* ---- int8 quantization (docs/quantization.md) ---- */
+
+bool ember_quantize_multiplier(double real, EmberMultiplier *out) {
+  if (!(real > 0.0) || !isfinite(real)) return false;
+  int exp = 0;
+  const double frac = frexp(real, &exp);  /* real = frac * 2^exp, frac in [0.5, 1) */
+  double m = round(frac * 2147483648.0);  /* exact product; round: half away from zero */
+  if (m == 2147483648.0) {
+    m = 1073741824.0;
+    exp++;
+  }
+  if (exp < -31 || exp > 30) return false; /* r = 31 - shift must be in [1, 62] */
+  out->m = (int32_t)m;
+  out->shift = (int32_t)exp;
+  return true;
+}
+
+EmberStatus ember_get_multiplier(EmberKernelCtx *ctx, double real, const char *what,
+                                 EmberMultiplier *out) {
+  if (ember_quantize_multiplier(real, out)) return EMBER_OK;
+  return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                            "requantization multiplier %s = %g is outside the supported range "
+                            "[2^-32, 2^30): the quantization scales are inconsistent",
+                            what, real);
+}
+
+int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
+  const float v = x / scale;
+  if (isnan(v)) return ember_clamp_i8(zp, -128, 127);
+  const double t = (double)roundf(v) + (double)zp; /* roundf: half away from zero */
+  if (t <= -128.0) return -128;
+  if (t >= 127.0) return 127;
+  return (int8_t)t;
+}
+
+EmberStatus ember_quant_params(EmberKernelCtx *ctx, const EmberTensor *t, const char *what,
+                               float *scale, int32_t *zp) {
+  if (t->type != EMBER_INT8)
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED, "%s '%s' is %s, expected int8", what,
+                              t->name, ember_type_name(t->type));
+  if (t->nscales == 0)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "int8 %s '%s' has no quantization parameters (int8 math needs a "
+                              "scale and zero point)",
+                              what, t->name);
+  if (t->nscales != 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                              "int8 %s '%s' is quantized per axis (%d scales); it must be "
+                              "quantized per tensor",
+                              what, t->name, (int)t->nscales);
+  const float s = t->scales[0];
+  const int64_t z = t->zero_points[0];
+  if (!(s > 0.0f) || !isfinite(s))
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "int8 %s '%s' has scale %g; it must be finite and > 0", what,
+                              t->name, (double)s);
+  if (z < -128 || z > 127)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "int8 %s '%s' has zero point %lld, outside [-128, 127]", what,
+                              t->name, (long long)z);
+  *scale = s;
+  *zp = (int32_t)z;
+  return EMBER_OK;
+}
+
+EmberStatus ember_check_same_quant(EmberKernelCtx *ctx, const EmberTensor *in,
+                                   const EmberTensor *out) {
+  if (in->nscales == 0 || out->nscales == 0) return EMBER_OK;
+  if (in->nscales != 1 || out->nscales != 1)
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                              "input '%s' (%d scales) and output '%s' (%d scales) must be "
+                              "quantized per tensor",
+                              in->name, (int)in->nscales, out->name, (int)out->nscales);
+  if (in->scales[0] != out->scales[0] || in->zero_points[0] != out->zero_points[0])
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "input '%s' (scale %g, zero point %lld) and output '%s' (scale %g, "
+                              "zero point %lld) must have the same quantization: this op does "
+                              "not requantize",
+                              in->name, (double)in->scales[0], (long long)in->zero_points[0],
+                              out->name, (double)out->scales[0], (long long)out->zero_points[0]);
+  return EMBER_OK;
+}
+
+void ember_act_range_i8(const EmberParams *p, float scale, int32_t zp, int32_t *lo, int32_t *hi) {
+  *lo = ember_quantize_f32(p->act_min, scale, zp);
+  *hi = ember_quantize_f32(p->act_max, scale, zp);
+}
+
+/* Checks w: int8, symmetric (zero points 0), per tensor or per channel along w_axis. */
+static EmberStatus check_weight_quant(EmberKernelCtx *ctx, const EmberTensor *w, int w_axis,
+                                      int32_t nch) {
+  if (w->nscales == 0)
+    return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                              "int8 weights '%s' have no quantization parameters", w->name);
+  if (w->nscales != 1 && (w->nscales != nch || w->quant_axis != w_axis))
+    return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
+                              "int8 weights '%s' have %d scales along axis %d; expected 1 (per "
+                              "tensor) or %d (per output channel, axis %d)",
+                              w->name, (int)w->nscales, (int)w->quant_axis, (int)nch, w_axis);
+  for (int32_t c = 0; c < w->nscales; c++) {
+    if (!(w->scales[c] > 0.0f) || !isfinite(w->scales[c]))
+      return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                                "int8 weights '%s' have scale %g at channel %d; scales must be "
+                                "finite and > 0",
+                                w->name, (double)w->scales[c], (int)c);
+    if (w->zero_points[c] != 0)
+      return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                                "int8 weights '%s' have zero point %lld at channel %d; weights "
+                                "must be symmetric (zero point 0)",
+                                w->name, (long long)w->zero_points[c], (int)c);
+  }
+  return EMBER_OK;
+}
+
+/* The real multiplier of output channel c: (s_x * s_w[c]) / s_out, in double. */
+static double conv_real_multiplier(float sx, const EmberTensor *w, int32_t c, float so) {
+  const float sw = w->scales[w->nscales == 1 ? 0 : c];
+  return (double)sx * (double)sw / (double)so;
+}
+
+EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  float sx, so;
+  int32_t zx, zo;
+  EmberStatus st = ember_quant_params(ctx, x, "input", &sx, &zx);
+  if (st != EMBER_OK) return st;
+  if ((st = ember_quant_params(ctx, out, "output", &so, &zo)) != EMBER_OK) return st;
+  if ((st = check_weight_quant(ctx, w, w_axis, nch)) != EMBER_OK) return st;
+  if (bias && bias->nscales > 0) {
+    if (bias->nscales != 1 && bias->nscales != nch)
+      return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                                "int32 bias '%s' has %d scales, expected 1 or %d", bias->name,
+                                (int)bias->nscales, (int)nch);
+    for (int32_t c = 0; c < nch; c++) {
+      const int32_t i = bias->nscales == 1 ? 0 : c;
+      const double want = (double)sx * (double)w->scales[w->nscales == 1 ? 0 : c];
+      const double got = (double)bias->scales[i];
+      if (bias->zero_points[i] != 0 || !(fabs(got - want) <= 1e-4 * want))
+        return ember_kernel_error(ctx, EMBER_ERROR_INVALID_MODEL,
+                                  "int32 bias '%s' has scale %g and zero point %lld at channel "
+                                  "%d; expected input scale * weight scale = %g and 0",
+                                  bias->name, got, (long long)bias->zero_points[i], (int)c, want);
+    }
+  }
+  for (int32_t c = 0; c < nch; c++) {
+    EmberMultiplier q;
+    char what[64];
+    snprintf(what, sizeof what, "of output channel %d", (int)c);
+    if ((st = ember_get_multiplier(ctx, conv_real_multiplier(sx, w, c, so), what, &q)) !=
+        EMBER_OK)
+      return st;
+  }
+  ctx->scratch_bytes = (size_t)nch * sizeof(EmberMultiplier);
+  return EMBER_OK;
+}
+
+void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
+  const float sx = x->scales[0], so = out->scales[0];
+  q->x_zp = (int32_t)x->zero_points[0];
+  q->out_zp = (int32_t)out->zero_points[0];
+  ember_act_range_i8(ctx->params, so, q->out_zp, &q->lo, &q->hi);
+  EmberMultiplier *mult = ctx->scratch;
+  for (int32_t c = 0; c < nch; c++) /* prepare checked each: cannot fail */
+    (void)ember_quantize_multiplier(conv_real_multiplier(sx, w, c, so), &mult[c]);
+  q->mult = mult;
 }

@@ -3,7 +3,8 @@
  *             truncates toward zero, saturating, NaN -> 0; bool is value != 0)
  *   REFLECT:  numpy "reflect" (mirror without repeating the edge), needs pad < dim
  *   EDGE:     numpy "edge" (repeat the edge element), needs dim >= 1 where padded
- * Any dtype. */
+ * Any dtype. A quantized int8 input pads with Quantize(value) (its zero point for value 0),
+ * and its output must have the same quantization (docs/quantization.md). */
 #include <string.h>
 
 #include "kernel.h"
@@ -23,6 +24,13 @@ static EmberStatus pad_prepare(EmberKernelCtx *ctx) {
       p->pad_mode != EMBER_PAD_EDGE)
     return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED, "pad mode %d is unknown",
                               (int)p->pad_mode);
+  if (ember_is_quantized_int8(in)) {
+    float scale;
+    int32_t zp;
+    if ((st = ember_quant_params(ctx, in, "input", &scale, &zp)) != EMBER_OK ||
+        (st = ember_check_same_quant(ctx, in, ctx->outputs[0])) != EMBER_OK)
+      return st;
+  }
   int32_t dims[EMBER_MAX_DIMS];
   for (int d = 0; d < rank; d++) {
     const int32_t b = p->pad_amounts[d], e = p->pad_amounts[rank + d], dim = in->dims[d];
@@ -56,7 +64,11 @@ static EmberStatus pad_eval(EmberKernelCtx *ctx) {
   const size_t n = ember_num_elements(out);
   if (n == 0) return EMBER_OK;
   unsigned char value[8] = {0};
-  ember_store_float(out->type, p->pad_value, value);
+  if (ember_is_quantized_int8(in)) /* prepare checked it is per tensor */
+    value[0] = (unsigned char)ember_quantize_f32(p->pad_value, in->scales[0],
+                                                 (int32_t)in->zero_points[0]);
+  else
+    ember_store_float(out->type, p->pad_value, value);
 
   size_t in_stride[EMBER_MAX_DIMS];
   size_t s = 1;

@@ -6,6 +6,11 @@
  * when count_include_pad (which needs dilations 1). The fused activation applies last.
  * A window with no position inside the input is an error (as in converter/reference_ops.py),
  * also for an average that counts the padding. See docs/ops.md.
+ *
+ * int8 (docs/quantization.md), per-tensor quantized x and out: MaxPool2D takes the max in the
+ * quantized domain (x and out share scale and zero point); AveragePool2D sums (x - zp_x) over
+ * the window (count n) and requantizes with s_x / (n * s_out). Both then clamp to the fused
+ * activation's range.
  */
 #include <math.h>
 #include <stdint.h>
@@ -32,7 +37,8 @@ static EmberStatus pool_prepare(EmberKernelCtx *ctx, bool is_average) {
   const EmberTensor *x = ctx->inputs[0];
   const EmberParams *p = ctx->params;
 
-  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  const bool q8 = x->type == EMBER_INT8;
+  if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
   if (x->ndims != 4)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must be 4-D NHWC, has %d dims",
                               x->name, x->ndims);
@@ -61,7 +67,82 @@ static EmberStatus pool_prepare(EmberKernelCtx *ctx, bool is_average) {
                                 names[i][0], (long long)e, names[i][1], (int)x->dims[1 + i],
                                 (int)p->pads[i], (int)p->pads[2 + i], (int)p->kernel[i]);
   }
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
+  if (q8) {
+    float sx, so;
+    int32_t zx, zo;
+    if ((st = ember_quant_params(ctx, x, "input", &sx, &zx)) != EMBER_OK ||
+        (st = ember_quant_params(ctx, ctx->outputs[0], "output", &so, &zo)) != EMBER_OK)
+      return st;
+    if (!is_average) {
+      if ((st = ember_check_same_quant(ctx, x, ctx->outputs[0])) != EMBER_OK) return st;
+    } else {
+      /* s_x / (n * s_out) falls as the count n grows: check the extremes */
+      const double counts[2] = {include_pad ? (double)p->kernel[0] * p->kernel[1] : 1.0,
+                                (double)p->kernel[0] * p->kernel[1]};
+      EmberMultiplier m;
+      for (int i = 0; i < 2; i++)
+        if ((st = ember_get_multiplier(ctx, (double)sx / (counts[i] * (double)so),
+                                       "s_x / (count * s_out)", &m)) != EMBER_OK)
+          return st;
+    }
+  }
+  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
+}
+
+/* The int8 ground truth of both pools (average: requantized per window count). */
+static void pool2d_reference_int8(const int8_t *x, int8_t *out, const EmberWindowGeom *g,
+                                  const EmberParams *p, bool is_average, float sx, int32_t zx,
+                                  float so, int32_t zo) {
+  int32_t lo, hi;
+  ember_act_range_i8(p, so, zo, &lo, &hi);
+  for (int64_t n = 0; n < g->n; n++) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->c);
+        int64_t count = 0; /* window positions inside the input */
+        for (int64_t kh = 0; kh < g->kh; kh++) {
+          const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+          for (int64_t kw = 0; kw < g->kw && ih >= 0 && ih < g->h; kw++) {
+            const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+            count += iw >= 0 && iw < g->w;
+          }
+        }
+        EmberMultiplier m = {0, 0};
+        if (is_average) /* count >= 1; prepare checked the range */
+          (void)ember_quantize_multiplier(
+              (double)sx / ((double)(p->count_include_pad ? g->kh * g->kw : count) * (double)so),
+              &m);
+        for (int64_t c = 0; c < g->c; c++) {
+          int64_t acc = 0;
+          int32_t mx = -128;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+              if (iw < 0 || iw >= g->w) continue;
+              const int32_t v = x[(size_t)(((n * g->h + ih) * g->w + iw) * g->c + c)];
+              acc += v - zx;
+              if (v > mx) mx = v;
+            }
+          }
+          out[dst + (size_t)c] =
+              is_average ? ember_clamp_i8(ember_requantize(acc, m) + zo, lo, hi)
+                         : ember_clamp_i8(mx, lo, hi);
+        }
+      }
+    }
+  }
+}
+
+static EmberStatus pool2d_eval_int8(EmberKernelCtx *ctx, bool is_average) {
+  const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
+  EmberWindowGeom g;
+  ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
+  pool2d_reference_int8((const int8_t *)x->data, (int8_t *)out->data, &g, ctx->params,
+                        is_average, x->scales[0], (int32_t)x->zero_points[0], out->scales[0],
+                        (int32_t)out->zero_points[0]);
+  return EMBER_OK;
 }
 
 /* The ground truth for MaxPool2D. NaN propagates, as in numpy's max. */
@@ -124,6 +205,7 @@ static EmberStatus max_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare
 static EmberStatus average_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, true); }
 
 static EmberStatus max_pool2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->inputs[0]->type == EMBER_INT8) return pool2d_eval_int8(ctx, false);
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
   max_pool2d_reference((const float *)ctx->inputs[0]->data, (float *)ctx->outputs[0]->data, &g,
@@ -132,6 +214,7 @@ static EmberStatus max_pool2d_eval(EmberKernelCtx *ctx) {
 }
 
 static EmberStatus average_pool2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->inputs[0]->type == EMBER_INT8) return pool2d_eval_int8(ctx, true);
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
   average_pool2d_reference((const float *)ctx->inputs[0]->data, (float *)ctx->outputs[0]->data,

@@ -2,6 +2,9 @@
  * negative axes count from the end; duplicates are an error), keeping reduced dims as 1 when
  * params->keepdims. float32; Sum also int32 (wrap-around). Reducing an empty axis gives 0 for
  * Sum and is an error for the others. Never run in place.
+ *
+ * int8 Mean (docs/quantization.md), per-tensor quantized x and out: acc = sum (x - zp_x) over
+ * the n reduced elements, out = clamp(requantize(acc, s_x / (n * s_out)) + zp_out, -128, 127).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -38,7 +41,8 @@ static EmberStatus reduce_prepare(EmberKernelCtx *ctx, RedOp op) {
   EmberStatus s = ember_check_io(ctx, 1, 1, 1);
   if (s != EMBER_OK) return s;
   const EmberTensor *x = ctx->inputs[0];
-  if (x->type != EMBER_FLOAT32 && !(op == RED_SUM && x->type == EMBER_INT32))
+  const bool q8 = op == RED_MEAN && x->type == EMBER_INT8;
+  if (x->type != EMBER_FLOAT32 && !(op == RED_SUM && x->type == EMBER_INT32) && !q8)
     return ember_kernel_error(ctx, EMBER_ERROR_UNSUPPORTED,
                               "input '%s' has unsupported dtype %s (supported: float32%s)",
                               x->name, ember_type_name(x->type), op == RED_SUM ? ", int32" : "");
@@ -55,6 +59,19 @@ static EmberStatus reduce_prepare(EmberKernelCtx *ctx, RedOp op) {
       dims[ndims++] = x->dims[i];
     else if (ctx->params->keepdims)
       dims[ndims++] = 1;
+  }
+  if (q8) {
+    float sx, so;
+    int32_t zx, zo;
+    EmberMultiplier m;
+    size_t count = 1; /* elements reduced into each output (>= 1: empty axes are rejected) */
+    for (int i = 0; i < x->ndims; i++)
+      if (reduced[i]) count *= (size_t)x->dims[i];
+    if ((s = ember_quant_params(ctx, x, "input", &sx, &zx)) != EMBER_OK ||
+        (s = ember_quant_params(ctx, ctx->outputs[0], "output", &so, &zo)) != EMBER_OK ||
+        (s = ember_get_multiplier(ctx, (double)sx / ((double)count * (double)so),
+                                  "s_x / (count * s_out)", &m)) != EMBER_OK)
+      return s;
   }
   return ember_set_output(ctx, ctx->outputs[0], x->type, ndims, dims);
 }
@@ -147,6 +164,24 @@ static void reduce_sum_ref_i32(const RedPlan *p, const int32_t *x, int32_t *out)
   }
 }
 
+/* int8 Mean: exact int64 sums, one multiplier (count >= 1: prepare rejects empty axes). */
+static void reduce_mean_ref_i8(const RedPlan *p, const int8_t *x, int8_t *out, float sx,
+                               int32_t zx, float so, int32_t zo) {
+  EmberMultiplier m;
+  (void)ember_quantize_multiplier((double)sx / ((double)p->count * (double)so), &m);
+  size_t kidx[EMBER_MAX_DIMS] = {0}, base = 0;
+  for (size_t o = 0; o < p->nout; o++) {
+    size_t ridx[EMBER_MAX_DIMS] = {0}, off = base;
+    int64_t acc = 0;
+    for (size_t r = 0; r < p->count; r++) {
+      acc += (int32_t)x[off] - zx;
+      off = step(ridx, p->red, p->red_stride, p->nred, off);
+    }
+    out[o] = ember_clamp_i8(ember_requantize(acc, m) + zo, -128, 127);
+    base = step(kidx, p->kept, p->kept_stride, p->nkept, base);
+  }
+}
+
 static EmberStatus reduce_eval(EmberKernelCtx *ctx, RedOp op) {
   const EmberTensor *x = ctx->inputs[0];
   EmberTensor *out = ctx->outputs[0];
@@ -156,7 +191,10 @@ static EmberStatus reduce_eval(EmberKernelCtx *ctx, RedOp op) {
   RedPlan plan;
   reduce_plan(x, reduced, &plan);
   if (plan.nout == 0) return EMBER_OK;
-  if (x->type == EMBER_INT32)
+  if (x->type == EMBER_INT8)
+    reduce_mean_ref_i8(&plan, (const int8_t *)x->data, (int8_t *)out->data, x->scales[0],
+                       (int32_t)x->zero_points[0], out->scales[0], (int32_t)out->zero_points[0]);
+  else if (x->type == EMBER_INT32)
     reduce_sum_ref_i32(&plan, (const int32_t *)x->data, (int32_t *)out->data);
   else
     reduce_ref_f32(&plan, op, (const float *)x->data, (float *)out->data);

@@ -91,6 +91,10 @@ static EmberStatus reshape_prepare(EmberKernelCtx *ctx) {
                               "elements",
                               in->name, (long long)in_count, saturated ? "more than " : "",
                               (long long)(saturated ? in_count : known));
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, out);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, out, in->type, p->nshape, dims);
 }
 
@@ -126,6 +130,10 @@ static EmberStatus squeeze_prepare(EmberKernelCtx *ctx) {
   int n = 0;
   for (int i = 0; i < in->ndims; i++)
     if (!drop[i]) dims[n++] = in->dims[i];
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, n, dims);
 }
 
@@ -159,6 +167,10 @@ static EmberStatus expand_dims_prepare(EmberKernelCtx *ctx) {
   int32_t dims[EMBER_MAX_DIMS];
   int j = 0;
   for (int i = 0; i < rank; i++) dims[i] = inserted[i] ? 1 : in->dims[j++];
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, rank, dims);
 }
 

@@ -1,6 +1,10 @@
 /* Resize of a float32 NHWC tensor over H and W (docs/ops.md), NEAREST or BILINEAR.
  * Output size: params->out_size (scale = out/in) or floor(in * params->scales) (the given
- * scale drives the coordinates). Source coordinates are computed in double. */
+ * scale drives the coordinates). Source coordinates are computed in double.
+ *
+ * int8 (docs/quantization.md), per-tensor quantized: NEAREST copies (x and out share scale and
+ * zero point); BILINEAR dequantizes the four taps to float32, blends them exactly as the float
+ * path, rounds to float32 and quantizes with the output's parameters. */
 #include <math.h>
 
 #include "kernel.h"
@@ -29,8 +33,19 @@ static EmberStatus resize_prepare(EmberKernelCtx *ctx) {
   if (st != EMBER_OK) return st;
   const EmberTensor *in = ctx->inputs[0];
   const EmberParams *p = ctx->params;
-  st = ember_check_type(ctx, in, EMBER_FLOAT32, "input");
-  if (st != EMBER_OK) return st;
+  if (in->type == EMBER_INT8) {
+    float sx, so;
+    int32_t zx, zo;
+    if ((st = ember_quant_params(ctx, in, "input", &sx, &zx)) != EMBER_OK ||
+        (st = ember_quant_params(ctx, ctx->outputs[0], "output", &so, &zo)) != EMBER_OK)
+      return st;
+    if (p->resize_mode == EMBER_RESIZE_NEAREST &&
+        (st = ember_check_same_quant(ctx, in, ctx->outputs[0])) != EMBER_OK)
+      return st;
+  } else {
+    st = ember_check_type(ctx, in, EMBER_FLOAT32, "input");
+    if (st != EMBER_OK) return st;
+  }
   if (in->ndims != 4)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE,
                               "input '%s' has rank %d, expected 4 (NHWC)", in->name, in->ndims);
@@ -73,7 +88,7 @@ static EmberStatus resize_prepare(EmberKernelCtx *ctx) {
   Axis ax[2];
   get_axes(p, in, ax);
   const int32_t dims[4] = {in->dims[0], (int32_t)ax[0].out, (int32_t)ax[1].out, in->dims[3]};
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
+  return ember_set_output(ctx, ctx->outputs[0], in->type, 4, dims);
 }
 
 /* Source coordinate of output index o along one axis. */
@@ -115,6 +130,53 @@ static void linear_taps(double x, int64_t len, int64_t *i0, int64_t *i1, double 
   *frac = x - fl;
 }
 
+/* The int8 path: same coordinates and blend as resize_eval on dequantized taps. */
+static void resize_int8(const EmberTensor *in, EmberTensor *out, const EmberParams *p,
+                        const Axis ax[2]) {
+  const size_t N = (size_t)in->dims[0], H = (size_t)in->dims[1], W = (size_t)in->dims[2],
+               C = (size_t)in->dims[3];
+  const size_t OH = (size_t)out->dims[1], OW = (size_t)out->dims[2];
+  const int8_t *x = in->data;
+  int8_t *y = out->data;
+  const float sx = in->scales[0], so = out->scales[0];
+  const int32_t zx = (int32_t)in->zero_points[0], zo = (int32_t)out->zero_points[0];
+  const int cm = p->coordinate_mode;
+  for (size_t n = 0; n < N; n++) {
+    const int8_t *xn = x + n * H * W * C;
+    for (size_t oh = 0; oh < OH; oh++) {
+      const double sh = source_coord(cm, (int64_t)oh, &ax[0]);
+      for (size_t ow = 0; ow < OW; ow++) {
+        const double sw = source_coord(cm, (int64_t)ow, &ax[1]);
+        int8_t *yp = y + ((n * OH + oh) * OW + ow) * C;
+        if (p->resize_mode == EMBER_RESIZE_NEAREST) {
+          const size_t ih = (size_t)nearest_index(p->nearest_mode, sh, ax[0].in);
+          const size_t iw = (size_t)nearest_index(p->nearest_mode, sw, ax[1].in);
+          const int8_t *xp = xn + (ih * W + iw) * C;
+          for (size_t c = 0; c < C; c++) yp[c] = xp[c];
+        } else {
+          int64_t h0, h1, w0, w1;
+          double fh, fw;
+          linear_taps(sh, ax[0].in, &h0, &h1, &fh);
+          linear_taps(sw, ax[1].in, &w0, &w1, &fw);
+          const int8_t *p00 = xn + ((size_t)h0 * W + (size_t)w0) * C;
+          const int8_t *p01 = xn + ((size_t)h0 * W + (size_t)w1) * C;
+          const int8_t *p10 = xn + ((size_t)h1 * W + (size_t)w0) * C;
+          const int8_t *p11 = xn + ((size_t)h1 * W + (size_t)w1) * C;
+          for (size_t c = 0; c < C; c++) {
+            const double v00 = ember_dequantize_i8(p00[c], sx, zx);
+            const double v01 = ember_dequantize_i8(p01[c], sx, zx);
+            const double v10 = ember_dequantize_i8(p10[c], sx, zx);
+            const double v11 = ember_dequantize_i8(p11[c], sx, zx);
+            const double a = v00 * (1.0 - fh) + v10 * fh;
+            const double b = v01 * (1.0 - fh) + v11 * fh;
+            yp[c] = ember_quantize_f32((float)(a * (1.0 - fw) + b * fw), so, zo);
+          }
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus resize_eval(EmberKernelCtx *ctx) {
   const EmberTensor *in = ctx->inputs[0];
   EmberTensor *out = ctx->outputs[0];
@@ -122,6 +184,10 @@ static EmberStatus resize_eval(EmberKernelCtx *ctx) {
   if (ember_num_elements(out) == 0) return EMBER_OK;
   Axis ax[2];
   get_axes(p, in, ax);
+  if (in->type == EMBER_INT8) {
+    resize_int8(in, out, p, ax);
+    return EMBER_OK;
+  }
   const size_t N = (size_t)in->dims[0], H = (size_t)in->dims[1], W = (size_t)in->dims[2],
                C = (size_t)in->dims[3];
   const size_t OH = (size_t)out->dims[1], OW = (size_t)out->dims[2];

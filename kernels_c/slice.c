@@ -88,6 +88,10 @@ static EmberStatus slice_prepare(EmberKernelCtx *ctx) {
   if (st != EMBER_OK) return st;
   int32_t dims[EMBER_MAX_DIMS];
   for (int d = 0; d < in->ndims; d++) dims[d] = (int32_t)sd[d].count; /* count <= dim */
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, in->ndims, dims);
 }
 

@@ -53,6 +53,7 @@ static EmberStatus split_prepare(EmberKernelCtx *ctx) {
     int32_t dims[EMBER_MAX_DIMS];
     for (int d = 0; d < in->ndims; d++) dims[d] = in->dims[d];
     dims[axis] = part_size(ctx, dim, i);
+    if ((st = ember_check_same_quant(ctx, in, ctx->outputs[i])) != EMBER_OK) return st;
     st = ember_set_output(ctx, ctx->outputs[i], in->type, in->ndims, dims);
     if (st != EMBER_OK) return st;
   }

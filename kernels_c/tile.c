@@ -25,6 +25,10 @@ static EmberStatus tile_prepare(EmberKernelCtx *ctx) {
                                 (long long)n, (int)in->dims[d], (int)p->multiples[d]);
     dims[d] = (int32_t)n;
   }
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, in->ndims, dims);
 }
 

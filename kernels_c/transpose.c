@@ -33,6 +33,10 @@ static EmberStatus transpose_prepare(EmberKernelCtx *ctx) {
   int32_t dims[EMBER_MAX_DIMS];
   get_perm(p, rank, perm);
   for (int i = 0; i < rank; i++) dims[i] = in->dims[perm[i]];
+  { /* a pass-through of quantized values: same quantization in and out */
+    EmberStatus qs = ember_check_same_quant(ctx, in, ctx->outputs[0]);
+    if (qs != EMBER_OK) return qs;
+  }
   return ember_set_output(ctx, ctx->outputs[0], in->type, rank, dims);
 }
 

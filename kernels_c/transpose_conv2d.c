@@ -8,6 +8,8 @@
  * The reference computes this as a gather: each output element sums the inputs that scatter
  * into it (ih = (oh + top - kh*dh) / sh when that divides exactly), so it accumulates in a
  * register and needs no scratch.
+ *
+ * int8 (docs/quantization.md): as Conv2D (w per output channel along axis 0, bias int32).
  */
 #include <stdint.h>
 
@@ -41,6 +43,8 @@ static EmberStatus transpose_conv2d_prepare(EmberKernelCtx *ctx) {
                               "output_padding must be >= 0, got [%d, %d]",
                               (int)p->output_padding[0], (int)p->output_padding[1]);
 
+  if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 0, w->dims[0])) != EMBER_OK)
+    return st;
   int32_t dims[4] = {x->dims[0], 0, 0, w->dims[0]};
   if ((st = out_dim(ctx, "height", x->dims[1], w->dims[1], p->strides[0], p->dilations[0],
                     p->pads[0], p->pads[2], p->output_padding[0], &dims[1])) != EMBER_OK)
@@ -48,7 +52,7 @@ static EmberStatus transpose_conv2d_prepare(EmberKernelCtx *ctx) {
   if ((st = out_dim(ctx, "width", x->dims[2], w->dims[2], p->strides[1], p->dilations[1],
                     p->pads[1], p->pads[3], p->output_padding[1], &dims[2])) != EMBER_OK)
     return st;
-  return ember_set_output(ctx, ctx->outputs[0], EMBER_FLOAT32, 4, dims);
+  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
 }
 
 /* The input index along one axis that scatters into output index `o` through kernel tap `k`,
@@ -91,7 +95,52 @@ static void transpose_conv2d_reference(const float *x, const float *w, const flo
   }
 }
 
+/* The int8 ground truth: the same gather with exact int64 accumulation. */
+static void transpose_conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
+                                            int8_t *out, const EmberWindowGeom *g,
+                                            const EmberParams *p, const EmberConvQuant *q) {
+  const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
+  for (int64_t n = 0; n < g->n; n++) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t o = 0; o < g->oc; o++) {
+          const int64_t group = o / og;
+          int64_t acc = bias ? bias[o] : 0;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = source_index(oh, kh, g->top, g->sh, g->dh, g->h);
+            if (ih < 0) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = source_index(ow, kw, g->left, g->sw, g->dw, g->w);
+              if (iw < 0) continue;
+              const size_t xo = (size_t)(((n * g->h + ih) * g->w + iw) * g->c + group * cg);
+              const size_t wo = (size_t)(((o * g->kh + kh) * g->kw + kw) * cg);
+              for (size_t ci = 0; ci < (size_t)cg; ci++)
+                acc += (int64_t)((int32_t)x[xo + ci] - q->x_zp) * w[wo + ci];
+            }
+          }
+          out[dst + (size_t)o] =
+              ember_clamp_i8(ember_requantize(acc, q->mult[o]) + q->out_zp, q->lo, q->hi);
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus transpose_conv2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->inputs[0]->type == EMBER_INT8) {
+    const EmberTensor *w = ctx->inputs[1];
+    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, w->dims[0], &q);
+    EmberWindowGeom g;
+    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+    transpose_conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data,
+                                    (const int8_t *)w->data,
+                                    bias ? (const int32_t *)bias->data : NULL,
+                                    (int8_t *)ctx->outputs[0]->data, &g, ctx->params, &q);
+    return EMBER_OK;
+  }
   return ember_conv_eval(ctx, transpose_conv2d_reference);
 }
 

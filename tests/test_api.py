@@ -195,4 +195,4 @@ def test_supported_ops_lists_every_opcode():
 
     ops = ember.interpreter.supported_ops()
     assert ops == sorted(OPCODES, key=OPCODES.get)
-    assert len(ops) == 56
+    assert len(ops) == 58

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from util import Builder, api_model, zoo_model
+from util import Builder, api_model, int8_zoo_model, zoo_model
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -87,6 +87,7 @@ def models(tmp_path_factory):
     y.astype(np.float32).tofile(d / "api_expected.bin")
     (d / "delegate.ember").write_bytes(delegate_model())
     (d / "zoo.ember").write_bytes(zoo_model())
+    (d / "int8.ember").write_bytes(int8_zoo_model())
     return d
 
 
@@ -126,7 +127,8 @@ def test_delegate(kind, request, models):
 def test_mutated_models_never_crash(kind, count, request, models):
     build = request.getfixturevalue(f"{kind}_build")
     out = _run(build / "tests/c/test_mutations", count, 12345,
-               models / "api.ember", models / "zoo.ember", models / "delegate.ember")
+               models / "api.ember", models / "zoo.ember", models / "delegate.ember",
+               models / "int8.ember")
     assert "rejected" in out
 
 
@@ -145,7 +147,7 @@ def test_fuzz_loader(models):
     build = _build("c-fuzz", "-DEMBER_FUZZ=ON", "-DEMBER_BUILD_EXAMPLES=OFF", cc=_clang())
     corpus = models / "corpus"
     corpus.mkdir(exist_ok=True)
-    for name in ("api.ember", "zoo.ember", "delegate.ember"):
+    for name in ("api.ember", "zoo.ember", "delegate.ember", "int8.ember"):
         shutil.copy(models / name, corpus / name)
     r = subprocess.run([str(build / "fuzz_loader"), f"-max_total_time={seconds}", "-max_len=65536",
                         "-rss_limit_mb=2048", "-timeout=10", f"-artifact_prefix={models}/",

@@ -494,9 +494,11 @@ def test_binary_int32_fused_activation_unsupported():
 
 
 def test_binary_unsupported_dtype():
-    x = np.ones((3,), np.int8)
-    check_error("Add", [x, x], "int8",
-                r"input 'x0' has unsupported dtype int8 \(supported: float32, int32\)")
+    x = np.ones((3,), np.int16)
+    check_error("Add", [x, x], "int16",
+                r"input 'x0' has unsupported dtype int16 \(supported: float32, int32, quantized int8\)")
+    x = np.ones((3,), np.int8)  # int8 without quantization parameters
+    check_error("Add", [x, x], "int8", r"int8 input 'x0' has no quantization parameters")
 
 
 def test_prelu_slope_not_broadcastable():
@@ -516,8 +518,10 @@ def test_unary_int32_unsupported(op):
 
 
 def test_unary_unsupported_dtype():
-    check_error("Abs", [np.ones((3,), np.int8)], "int8|float",
-                r"input 'x0' has unsupported dtype int8 \(supported: float32, int32\)")
+    check_error("Abs", [np.ones((3,), np.int16)], "int16|float",
+                r"input 'x0' has unsupported dtype int16 \(supported: float32, int32\)")
+    check_error("Abs", [np.ones((3,), np.int8)], "int8|float",  # no quantization parameters
+                r"int8 input 'x0' has no quantization parameters")
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])

@@ -148,3 +148,82 @@ def zoo_graph() -> ir.Graph:
     c = b.op("Cast", [y], {"to": "int32"})
     b.finish(y, c)
     return b.g
+
+
+def int8_zoo_graph() -> ir.Graph:
+    """A quantized int8 graph touching most int8 kernels (float input and output through
+    Quantize / Dequantize), as a seed for mutation and fuzzing and an end-to-end check."""
+    from ember.converter.quantize import int8_ops
+
+    g = ir.Graph()
+    rng = np.random.default_rng(5)
+    values = {}
+
+    def q(scale, zp=0, axis=0):
+        scale = np.atleast_1d(np.asarray(scale, np.float32))
+        return ir.Quantization(scale, np.broadcast_to(np.int64(zp), scale.shape), axis)
+
+    def const(name, x, quant=None):
+        name = g.add_const(name, x, quant=quant)
+        values[name] = np.asarray(x)
+        return name
+
+    def node(op, inputs, out_q, attrs=None, num_outputs=1):
+        args = [values[i] if i else None for i in inputs]
+        in_q = [g.tensors[i].quant if i else None for i in inputs]
+        outs = int8_ops.run(op, args, attrs or {}, in_q, [out_q] * num_outputs, num_outputs)
+        names = []
+        for y in outs:
+            name = g.unique_name(f"{op.lower()}_out")
+            g.add_tensor(name, y.dtype, y.shape, quant=out_q if y.dtype == np.int8 else None)
+            values[name] = y
+            names.append(name)
+        g.add_node(op, inputs, names, attrs, name=g.unique_name(op.lower()))
+        return names if num_outputs > 1 else names[0]
+
+    def weights(name, shape, axis, sx):
+        nch = shape[axis]
+        sw = (10.0 ** rng.uniform(-2.5, -1, nch)).astype(np.float32)
+        w = const(name, rng.integers(-127, 128, shape).astype(np.int8), q(sw, 0, axis))
+        b = const(name + "_b", rng.integers(-500, 500, nch).astype(np.int32),
+                  q((np.float64(sx) * sw).astype(np.float32), 0, 0))
+        return w, b
+
+    x = g.add_input("image", "float32", (1, 8, 8, 4))
+    values[x] = rng.standard_normal((1, 8, 8, 4)).astype(np.float32)
+    qa, qb, qc, q6 = q(0.03, -3), q(0.08, 10), q(0.05, -100), q(6 / 255, -128)
+    y = node("Quantize", [x], qa)
+    w, b = weights("w1", (8, 3, 3, 4), 0, 0.03)
+    y = node("Conv2D", [y, w, b], q6, {"pads": (1, 1, 1, 1), "strides": (2, 2),
+                                       "activation": "RELU6"})
+    w, b = weights("dw", (1, 3, 3, 8), 3, 6 / 255)
+    y = node("DepthwiseConv2D", [y, w, b], qb, {"pads": (1, 1, 1, 1)})
+    table = const("hswish_table", int8_ops.lookup_table("HardSwish", {}, qb, qb))
+    y = node("HardSwish", [y, table], qb)
+    p = node("MaxPool2D", [y], qb, {"kernel": (2, 2), "strides": (2, 2)})
+    p = node("Resize", [p], qc, {"mode": "BILINEAR", "size": (4, 4)})
+    y = node("Concat", [y, p], qb, {"axis": -1})
+    s = node("Add", [y, const("bias_add", rng.integers(-128, 128, 16).astype(np.int8), qa)],
+             qb, {"activation": "RELU"})
+    y = node("Mul", [y, s], q(0.1, -20))
+    y = node("Pad", [y], q(0.1, -20), {"pads": (0, 1, 0, 0, 0, 0, 1, 0)})
+    y = node("AveragePool2D", [y], qa, {"kernel": (2, 2), "strides": (1, 1)})
+    y = node("Transpose", [y], qa, {"perm": (0, 3, 1, 2)})
+    y = node("Mean", [y], qa, {"axes": (2, 3), "keepdims": False})
+    w, b = weights("fw", (6, 16), 0, 0.03)
+    y = node("FullyConnected", [y, w, b], q(0.02, 0))
+    m = node("BatchMatMul", [node("Reshape", [y], q(0.02, 0), {"shape": (6, 1)}),
+                             node("Reshape", [y], q(0.02, 0), {"shape": (1, 6)})], q(0.02, 0))
+    m = node("Sigmoid", [m, const("sigmoid_table", int8_ops.lookup_table(
+        "Sigmoid", {}, q(0.02, 0), q(1 / 256, -128)))], q(1 / 256, -128))
+    y = node("Softmax", [y, const("exp_table", int8_ops.softmax_exp_table(q(0.02, 0)))],
+             q(1 / 256, -128))
+    y = node("Dequantize", [y], None)
+    m = node("Dequantize", [m], None)
+    g.outputs = [y, m]
+    g.metadata["producer"] = "tests/util.py int8_zoo_graph"
+    return g
+
+
+def int8_zoo_model() -> bytes:
+    return serialize.serialize(int8_zoo_graph())

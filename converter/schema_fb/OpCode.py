@@ -59,3 +59,5 @@ class OpCode(object):
     SpaceToDepth = 53
     Gather = 54
     Cast = 55
+    Quantize = 56
+    Dequantize = 57
