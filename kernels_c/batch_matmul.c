@@ -4,6 +4,11 @@
  *
  * int8 (docs/quantization.md): a, b and out per-tensor int8: acc = sum (a - zp_a)(b - zp_b),
  * out = clamp(requantize(acc, s_a s_b / s_out) + zp_out, -128, 127).
+ *
+ * hybrid (dynamic range; kernel.h): a and out float32, b int8 symmetric per column (axis
+ * rank-1, N scales) or per tensor (a constant b from --quantize dynamic): each row a[..., i, :]
+ * is quantized on the fly (its own scale and zero point), acc = sum (q_a - zp_a) * b exactly,
+ * out = (float)acc * (s_a * s_b[j]).
  */
 #include <stdint.h>
 
@@ -53,7 +58,13 @@ static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
   const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
 
   const bool q8 = a->type == EMBER_INT8;
-  if (q8) {
+  const bool hybrid = a->type == EMBER_FLOAT32 && b->type == EMBER_INT8;
+  if (hybrid) { /* (ranks below 2 are rejected below) */
+    if (a->ndims >= 2 && b->ndims >= 2 &&
+        (st = ember_prepare_hybrid(ctx, b, b->ndims - 1, b->dims[b->ndims - 1],
+                                   (size_t)a->dims[a->ndims - 1])) != EMBER_OK)
+      return st;
+  } else if (q8) {
     float sa, sb, so;
     int32_t za, zb, zo;
     EmberMultiplier mult;
@@ -152,6 +163,34 @@ static void batch_matmul_reference_int8(const int8_t *a, const int8_t *b, int8_t
   }
 }
 
+/* The hybrid path: every row of a quantized into qa (k bytes of scratch), exact int64 sums. */
+static void batch_matmul_hybrid(const float *a, const int8_t *b, const EmberTensor *bt, float *out,
+                                const BatchMatMulGeom *g, int8_t *qa) {
+  int64_t batches = 1;
+  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
+  for (int64_t bi = 0; bi < batches; bi++) {
+    int64_t rest = bi, a_off = 0, b_off = 0;
+    for (int i = g->nbatch - 1; i >= 0; i--) {
+      const int64_t idx = rest % g->batch_dims[i];
+      rest /= g->batch_dims[i];
+      a_off += idx * g->a_stride[i];
+      b_off += idx * g->b_stride[i];
+    }
+    const int64_t o_off = bi * g->m * g->n;
+    for (int64_t i = 0; i < g->m; i++) {
+      float sa;
+      int32_t za;
+      ember_hybrid_quantize(a + (size_t)(a_off + i * g->k), (size_t)g->k, qa, &sa, &za);
+      for (int64_t j = 0; j < g->n; j++) {
+        int64_t acc = 0;
+        for (int64_t t = 0; t < g->k; t++)
+          acc += (int64_t)((int32_t)qa[t] - za) * b[(size_t)(b_off + t * g->n + j)];
+        out[(size_t)(o_off + i * g->n + j)] = (float)acc * (sa * ember_hybrid_wscale(bt, j));
+      }
+    }
+  }
+}
+
 static EmberStatus batch_matmul_eval(EmberKernelCtx *ctx) {
   BatchMatMulGeom g;
   batch_matmul_geom(ctx, &g);
@@ -164,6 +203,11 @@ static EmberStatus batch_matmul_eval(EmberKernelCtx *ctx) {
     batch_matmul_reference_int8((const int8_t *)a->data, (const int8_t *)b->data,
                                 (int8_t *)out->data, &g, (int32_t)a->zero_points[0],
                                 (int32_t)b->zero_points[0], (int32_t)out->zero_points[0], mult);
+    return EMBER_OK;
+  }
+  if (b->type == EMBER_INT8) { /* hybrid: prepare checked it */
+    batch_matmul_hybrid((const float *)a->data, (const int8_t *)b->data, b, (float *)out->data,
+                        &g, (int8_t *)ctx->scratch);
     return EMBER_OK;
   }
   batch_matmul_reference((const float *)ctx->inputs[0]->data,

@@ -9,16 +9,26 @@
  * int8 (docs/quantization.md): x and out per-tensor int8, w int8 symmetric per output channel,
  * bias int32: acc = bias[o] + sum (x - zp_x) * w, out = clamp(requantize(acc, M_o) + zp_out)
  * with the fused activation's range.
+ *
+ * hybrid (dynamic range; kernel.h): x, bias and out float32, w int8 symmetric per output
+ * channel (or per tensor): each image x[n] is quantized on the fly (its own scale and zero
+ * point), acc = sum (q_x - zp_x) * w exactly (padding adds 0),
+ * out = act((float)acc * (s_x * s_w[o]) + bias[o]).
  */
 #include <stdint.h>
 
 #include "kernel.h"
 
 static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
-  EmberStatus st = ember_check_conv(ctx, false);
+  EmberStatus st = ember_check_conv_hybrid(ctx, false);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 0, w->dims[0])) != EMBER_OK)
+    return st;
+  if (x->type == EMBER_FLOAT32 && w->type == EMBER_INT8 &&
+      (st = ember_prepare_hybrid(ctx, w, 0, w->dims[0],
+                                 (size_t)x->dims[1] * (size_t)x->dims[2] * (size_t)x->dims[3])) !=
+          EMBER_OK)
     return st;
   int32_t dims[4] = {x->dims[0], 0, 0, w->dims[0]};
   if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
@@ -87,6 +97,42 @@ static void conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_
   }
 }
 
+/* The hybrid path: each image quantized into qx (h*w*c bytes of scratch), then the int8
+ * loop with exact int64 sums and a float rescale. */
+static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt,
+                          const float *bias, float *out, const EmberWindowGeom *g,
+                          const EmberParams *p, int8_t *qx) {
+  const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
+  const size_t image = (size_t)(g->h * g->w * g->c);
+  for (int64_t n = 0; n < g->n; n++) {
+    float sx;
+    int32_t zx;
+    ember_hybrid_quantize(x + (size_t)n * image, image, qx, &sx, &zx);
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t o = 0; o < g->oc; o++) {
+          const int64_t group = o / og;
+          int64_t acc = 0;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+              if (iw < 0 || iw >= g->w) continue;
+              const size_t xo = (size_t)((ih * g->w + iw) * g->c + group * cg);
+              const size_t wo = (size_t)(((o * g->kh + kh) * g->kw + kw) * cg);
+              for (size_t ci = 0; ci < (size_t)cg; ci++)
+                acc += (int64_t)((int32_t)qx[xo + ci] - zx) * w[wo + ci];
+            }
+          }
+          out[dst + (size_t)o] = ember_hybrid_out(acc, sx, ember_hybrid_wscale(wt, o), bias, o, p);
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
   if (ctx->inputs[0]->type == EMBER_INT8) {
     const EmberTensor *w = ctx->inputs[1];
@@ -98,6 +144,16 @@ static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
     conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data, (const int8_t *)w->data,
                           bias ? (const int32_t *)bias->data : NULL,
                           (int8_t *)ctx->outputs[0]->data, &g, ctx->params, &q);
+    return EMBER_OK;
+  }
+  const EmberTensor *w = ctx->inputs[1];
+  if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
+    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+    EmberWindowGeom g;
+    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+    conv2d_hybrid((const float *)ctx->inputs[0]->data, (const int8_t *)w->data, w,
+                  bias ? (const float *)bias->data : NULL, (float *)ctx->outputs[0]->data, &g,
+                  ctx->params, (int8_t *)ctx->scratch);
     return EMBER_OK;
   }
   return ember_conv_eval(ctx, conv2d_reference);

@@ -4,16 +4,23 @@
  * that of Conv2D; groups is ignored. See docs/ops.md.
  *
  * int8 (docs/quantization.md): as Conv2D, with w quantized per channel along axis 3.
+ *
+ * hybrid (dynamic range; kernel.h): as Conv2D's, with w int8 per channel along axis 3.
  */
 #include <stdint.h>
 
 #include "kernel.h"
 
 static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
-  EmberStatus st = ember_check_conv(ctx, true);
+  EmberStatus st = ember_check_conv_hybrid(ctx, true);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 3, w->dims[3])) != EMBER_OK)
+    return st;
+  if (x->type == EMBER_FLOAT32 && w->type == EMBER_INT8 &&
+      (st = ember_prepare_hybrid(ctx, w, 3, w->dims[3],
+                                 (size_t)x->dims[1] * (size_t)x->dims[2] * (size_t)x->dims[3])) !=
+          EMBER_OK)
     return st;
   int32_t dims[4] = {x->dims[0], 0, 0, w->dims[3]};
   if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
@@ -81,6 +88,41 @@ static void depthwise_conv2d_reference_int8(const int8_t *x, const int8_t *w, co
   }
 }
 
+/* The hybrid path: each image quantized into qx (h*w*c bytes of scratch), then the int8
+ * loop with exact int64 sums and a float rescale. */
+static void depthwise_conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt,
+                                    const float *bias, float *out, const EmberWindowGeom *g,
+                                    const EmberParams *p, int8_t *qx) {
+  const int64_t m = g->oc / g->c; /* depth multiplier (prepare checked C >= 1) */
+  const size_t image = (size_t)(g->h * g->w * g->c);
+  for (int64_t n = 0; n < g->n; n++) {
+    float sx;
+    int32_t zx;
+    ember_hybrid_quantize(x + (size_t)n * image, image, qx, &sx, &zx);
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        const size_t dst = (size_t)(((n * g->oh + oh) * g->ow + ow) * g->oc);
+        for (int64_t oc = 0; oc < g->oc; oc++) {
+          const int64_t ic = oc / m;
+          int64_t acc = 0;
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) continue;
+            for (int64_t kw = 0; kw < g->kw; kw++) {
+              const int64_t iw = ow * g->sw - g->left + kw * g->dw;
+              if (iw < 0 || iw >= g->w) continue;
+              acc += (int64_t)((int32_t)qx[(size_t)((ih * g->w + iw) * g->c + ic)] - zx) *
+                     w[(size_t)((kh * g->kw + kw) * g->oc + oc)];
+            }
+          }
+          out[dst + (size_t)oc] =
+              ember_hybrid_out(acc, sx, ember_hybrid_wscale(wt, oc), bias, oc, p);
+        }
+      }
+    }
+  }
+}
+
 static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
   if (ctx->inputs[0]->type == EMBER_INT8) {
     const EmberTensor *w = ctx->inputs[1];
@@ -93,6 +135,17 @@ static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
                                     (const int8_t *)w->data,
                                     bias ? (const int32_t *)bias->data : NULL,
                                     (int8_t *)ctx->outputs[0]->data, &g, &q);
+    return EMBER_OK;
+  }
+  const EmberTensor *w = ctx->inputs[1];
+  if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
+    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+    EmberWindowGeom g;
+    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+    depthwise_conv2d_hybrid((const float *)ctx->inputs[0]->data, (const int8_t *)w->data, w,
+                            bias ? (const float *)bias->data : NULL,
+                            (float *)ctx->outputs[0]->data, &g, ctx->params,
+                            (int8_t *)ctx->scratch);
     return EMBER_OK;
   }
   return ember_conv_eval(ctx, depthwise_conv2d_reference);

@@ -5,6 +5,10 @@
  * int8 (docs/quantization.md): x and out per-tensor int8, w int8 symmetric per output feature
  * (axis 0), bias int32: acc = bias[j] + sum (x - zp_x) * w, out = clamp(requantize(acc, M_j) +
  * zp_out) with the fused activation's range.
+ *
+ * hybrid (dynamic range; kernel.h): x, bias and out float32, w int8 symmetric per output
+ * feature (or per tensor): each row of x is quantized on the fly (its own scale and zero
+ * point), acc = sum (q_x - zp_x) * w exactly, out = act((float)acc * (s_x * s_w[j]) + bias[j]).
  */
 #include <stdint.h>
 
@@ -17,8 +21,10 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
 
   const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
+  const bool hybrid = x->type == EMBER_FLOAT32 && w->type == EMBER_INT8;
   if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, q8 ? EMBER_INT8 : EMBER_FLOAT32, "weights")) != EMBER_OK)
+  if ((st = ember_check_type(ctx, w, q8 || hybrid ? EMBER_INT8 : EMBER_FLOAT32, "weights")) !=
+      EMBER_OK)
     return st;
   if (bias &&
       (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
@@ -44,6 +50,7 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
                               bias->ndims > 0 ? (int)bias->dims[0] : 0);
 
   if (q8 && (st = ember_prepare_conv_int8(ctx, 0, n)) != EMBER_OK) return st;
+  if (hybrid && (st = ember_prepare_hybrid(ctx, w, 0, n, (size_t)k)) != EMBER_OK) return st;
   int32_t dims[EMBER_MAX_DIMS];
   for (int i = 0; i < x->ndims; i++) dims[i] = x->dims[i];
   dims[x->ndims - 1] = n;
@@ -78,6 +85,23 @@ static void fully_connected_reference_int8(const int8_t *x, const int8_t *w, con
   }
 }
 
+/* The hybrid path: each row quantized into qx (k bytes of scratch), then exact int64 sums. */
+static void fully_connected_hybrid(const float *x, const int8_t *w, const EmberTensor *wt,
+                                   const float *bias, float *out, size_t rows, size_t n, size_t k,
+                                   int8_t *qx, const EmberParams *p) {
+  for (size_t r = 0; r < rows; r++) {
+    float sx;
+    int32_t zx;
+    ember_hybrid_quantize(x + r * k, k, qx, &sx, &zx);
+    for (size_t j = 0; j < n; j++) {
+      int64_t acc = 0;
+      for (size_t i = 0; i < k; i++) acc += (int64_t)((int32_t)qx[i] - zx) * w[j * k + i];
+      out[r * n + j] = ember_hybrid_out(acc, sx, ember_hybrid_wscale(wt, (int64_t)j), bias,
+                                        (int64_t)j, p);
+    }
+  }
+}
+
 static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
@@ -90,6 +114,13 @@ static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
     fully_connected_reference_int8((const int8_t *)x->data, (const int8_t *)w->data,
                                    bias ? (const int32_t *)bias->data : NULL,
                                    (int8_t *)ctx->outputs[0]->data, rows, n, k, &q);
+    return EMBER_OK;
+  }
+  if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
+    fully_connected_hybrid((const float *)x->data, (const int8_t *)w->data, w,
+                           bias ? (const float *)bias->data : NULL,
+                           (float *)ctx->outputs[0]->data, rows, n, k, (int8_t *)ctx->scratch,
+                           ctx->params);
     return EMBER_OK;
   }
   fully_connected_reference((const float *)x->data, (const float *)w->data,

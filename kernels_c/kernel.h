@@ -284,4 +284,40 @@ typedef struct EmberConvQuant {
 EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch);
 void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q);
 
+/* ---- the hybrid (dynamic-range) path (kernel_util.c) ----
+ *
+ * FullyConnected, Conv2D, DepthwiseConv2D and BatchMatMul with a float32 input (and output,
+ * and bias) but int8 weights: symmetric, per tensor or per output channel. The input is
+ * quantized on the fly (ember_hybrid_quantize: per row of K values for FullyConnected and
+ * BatchMatMul, per image [H, W, C] for the convolutions), the products accumulate exactly in
+ * int64, acc = sum (q_x - zp_x) * q_w (padding taps contribute 0), and the result is
+ * rescaled in float32: out = act((float)acc * (s_x * s_w[c]) + bias[c]) (ember_hybrid_out).
+ * converter/quantize/dynamic.py holds the numpy reference of exactly these steps. */
+
+/* ember_check_conv, but accepting the hybrid path's int8 weights with a float32 input. */
+EmberStatus ember_check_conv_hybrid(EmberKernelCtx *ctx, bool depthwise);
+/* The hybrid path's prepare: x float32, w int8 symmetric per tensor or per channel along
+ * w_axis (nch channels), bias (input 2, when present) float32; asks for `row` bytes of
+ * scratch (the quantized input of one row / image). */
+EmberStatus ember_prepare_hybrid(EmberKernelCtx *ctx, const EmberTensor *w, int w_axis,
+                                 int32_t nch, size_t row);
+/* Quantizes x[0..n) into q with asymmetric int8 parameters from its range:
+ *   lo = min(0, min x), hi = max(0, max x)          (NaN ignored)
+ *   scale = hi / 255 - lo / 255                      (float32; 1 when that is 0 or not finite)
+ *   zp = clamp(-128 - round_half_away(lo / scale), -128, 127)   (float32 division; NaN -> 0)
+ *   q = Quantize(x, scale, zp)                       (the docs/quantization.md rule)
+ * so 0 is exact (q = zp) and lo, hi map to about -128, 127. */
+void ember_hybrid_quantize(const float *x, size_t n, int8_t *q, float *scale, int32_t *zp);
+/* The weight scale of output channel c (per tensor: the one scale). */
+static inline float ember_hybrid_wscale(const EmberTensor *w, int64_t c) {
+  return w->scales[w->nscales == 1 ? 0 : c];
+}
+/* act((float)acc * (sx * sw) + bias), in float32, in that order (bias may be NULL). */
+static inline float ember_hybrid_out(int64_t acc, float sx, float sw, const float *bias,
+                                     int64_t c, const EmberParams *p) {
+  float y = (float)acc * (sx * sw);
+  if (bias) y += bias[c];
+  return ember_activate(y, p);
+}
+
 #endif /* EMBER_KERNEL_H */

@@ -266,7 +266,7 @@ EmberStatus ember_check_window(EmberKernelCtx *ctx) {
   return EMBER_OK;
 }
 
-EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
+static EmberStatus check_conv(EmberKernelCtx *ctx, bool depthwise, bool hybrid_ok) {
   EmberStatus st = ember_check_io(ctx, 2, 3, 1);
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
@@ -274,8 +274,11 @@ EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
   const int32_t groups = ctx->params->groups;
 
   const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
+  /* the hybrid path (where the op has one): float32 x and bias, int8 weights */
+  const bool hybrid = hybrid_ok && x->type == EMBER_FLOAT32 && w->type == EMBER_INT8;
   if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, q8 ? EMBER_INT8 : EMBER_FLOAT32, "weights")) != EMBER_OK)
+  if ((st = ember_check_type(ctx, w, q8 || hybrid ? EMBER_INT8 : EMBER_FLOAT32, "weights")) !=
+      EMBER_OK)
     return st;
   if (bias &&
       (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
@@ -335,6 +338,14 @@ EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
                               bias->name, (int)oc, bias->ndims,
                               bias->ndims > 0 ? (int)bias->dims[0] : 0);
   return ember_check_window(ctx);
+}
+
+EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
+  return check_conv(ctx, depthwise, false);
+}
+
+EmberStatus ember_check_conv_hybrid(EmberKernelCtx *ctx, bool depthwise) {
+  return check_conv(ctx, depthwise, true);
 }
 
 /* One output dim: (in + pad0 + pad1 - d*(k-1) - 1) // s + 1, which must be >= 1. */
@@ -545,4 +556,38 @@ void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) 
   for (int32_t c = 0; c < nch; c++) /* prepare checked each: cannot fail */
     (void)ember_quantize_multiplier(conv_real_multiplier(sx, w, c, so), &mult[c]);
   q->mult = mult;
+}
+
+/* ---- the hybrid (dynamic-range) path (converter/quantize/dynamic.py is its reference) ---- */
+
+EmberStatus ember_prepare_hybrid(EmberKernelCtx *ctx, const EmberTensor *w, int w_axis,
+                                 int32_t nch, size_t row) {
+  const EmberTensor *x = ctx->inputs[0];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  EmberStatus st;
+  if ((st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
+  if ((st = ember_check_type(ctx, w, EMBER_INT8, "weights")) != EMBER_OK) return st;
+  if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
+  if ((st = check_weight_quant(ctx, w, w_axis, nch)) != EMBER_OK) return st;
+  ctx->scratch_bytes = row;
+  return EMBER_OK;
+}
+
+void ember_hybrid_quantize(const float *x, size_t n, int8_t *q, float *scale, int32_t *zp) {
+  float lo = 0.0f, hi = 0.0f;
+  for (size_t i = 0; i < n; i++) { /* NaN compares false: ignored */
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  float s = hi / 255.0f - lo / 255.0f; /* no overflow for finite lo, hi */
+  if (!(s > 0.0f) || !isfinite(s)) s = 1.0f;
+  const float r = lo / s; /* in [-255, 0] for finite values */
+  int32_t z = 0;
+  if (!isnan(r)) {
+    const double t = -128.0 - (double)roundf(r); /* roundf: half away from zero */
+    z = t <= -128.0 ? -128 : t >= 127.0 ? 127 : (int32_t)t;
+  }
+  for (size_t i = 0; i < n; i++) q[i] = ember_quantize_f32(x[i], s, z);
+  *scale = s;
+  *zp = z;
 }

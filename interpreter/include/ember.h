@@ -129,7 +129,8 @@ EMBER_API int ember_interpreter_node_count(const EmberInterpreter *it);
 EMBER_API double ember_interpreter_node_time(const EmberInterpreter *it, int node);
 EMBER_API const char *ember_interpreter_node_op(const EmberInterpreter *it, int node);
 EMBER_API const char *ember_interpreter_node_name(const EmberInterpreter *it, int node);
-/* Name of the delegate that runs the node, or "cpu". */
+/* Name of the delegate that runs the node, "cpu", or "const" for a node whose inputs are all
+ * constant: it was evaluated once at allocate and does not run at invoke. */
 EMBER_API const char *ember_interpreter_node_placement(const EmberInterpreter *it, int node);
 
 EMBER_API const char *ember_tensor_name(const EmberTensor *t);

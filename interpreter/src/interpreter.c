@@ -1,8 +1,12 @@
 /* The interpreter: shapes, delegation, arena planning and execution of a loaded model.
  *
- * allocate: prepare every node in order (checks, output shapes), give supported nodes to
- * delegates and group them into partitions, plan all CPU-visible tensors and kernel scratch
- * into one arena, then prepare the partitions. invoke: run the steps in order.
+ * allocate: prepare every node in order (checks, output shapes); a node whose inputs are all
+ * constant (model constants, or outputs of such nodes) is evaluated right then, once, into a
+ * buffer the interpreter owns, and its outputs become constants for every later node (see
+ * fold_node: e.g. the float16 -> float32 Cast of a float16 model's weights); give the other
+ * supported nodes to delegates and group them into partitions, plan all CPU-visible tensors
+ * and kernel scratch into one arena, then prepare the partitions. invoke: run the steps in
+ * order (folded nodes are not steps).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -49,6 +53,12 @@ struct EmberInterpreter {
   int nsteps;
   Partition *partitions;
   int npartitions;
+  /* Constant folding at allocate (fold_node). The model is never written: folded outputs
+   * live in buffers owned here, and only this interpreter's copy of the tensor says is_const. */
+  bool *folded;                /* per node: evaluated once at allocate, not a step */
+  void **folded_data;          /* per tensor: the buffer of a folded output, or NULL */
+  int nfolded_data;            /* its length (the model's tensor count) */
+  size_t folded_bytes;         /* sum of those buffers' sizes */
 };
 
 /* A valid address for tensors of zero bytes, so kernels never see NULL for them. */
@@ -118,6 +128,10 @@ void ember_interpreter_free(EmberInterpreter *it) {
   release_partitions(it);
   free(it->steps);
   free(it->placement);
+  if (it->folded_data)
+    for (int t = 0; t < it->nfolded_data; t++) free(it->folded_data[t]);
+  free(it->folded_data);
+  free(it->folded);
   free(it->arena);
   free(it->node_time);
   free(it->ctx);
@@ -156,7 +170,11 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
   it->node_time = calloc(nn ? nn : 1, sizeof *it->node_time);
   it->placement = calloc(nn ? nn : 1, sizeof *it->placement);
   it->steps = calloc(nn ? nn : 1, sizeof *it->steps);
-  if (!it->tensors || !it->io || !it->ctx || !it->node_time || !it->placement || !it->steps)
+  it->folded = calloc(nn ? nn : 1, sizeof *it->folded);
+  it->folded_data = calloc(nt ? nt : 1, sizeof *it->folded_data);
+  it->nfolded_data = it->folded_data ? (int)nt : 0;
+  if (!it->tensors || !it->io || !it->ctx || !it->node_time || !it->placement || !it->steps ||
+      !it->folded || !it->folded_data)
     goto oom;
   if (options && options->num_delegates > 0) {
     it->delegates = calloc((size_t)options->num_delegates, sizeof *it->delegates);
@@ -251,10 +269,95 @@ EmberStatus ember_interpreter_resize_input(EmberInterpreter *it, int i, const in
 
 /* ---- allocate ---------------------------------------------------------------------------- */
 
+/* A node that reads only constants (and reads something): fold_node evaluates it at allocate. */
+static bool is_foldable(const EmberInterpreter *it, int node) {
+  const EmberKernelCtx *c = &it->ctx[node];
+  int present = 0;
+  for (int k = 0; k < c->ninputs; k++) {
+    if (!c->inputs[k]) continue;
+    if (!c->inputs[k]->is_const) return false;
+    present++;
+  }
+  return present > 0 && c->noutputs > 0;
+}
+
+static void *aligned_alloc64(size_t bytes) {
+  void *p = NULL;
+  return posix_memalign(&p, ARENA_ALIGNMENT, bytes) == 0 ? p : NULL;
+}
+
+/* Constant folding, generic over ops: runs the prepared node's kernel once, now, with outputs
+ * in buffers of their own (kept until the interpreter is freed) and scratch that lives only
+ * for the call; then marks the outputs constant, so later nodes' prepare sees them (data
+ * included) as constants, the arena plan leaves them out and invoke skips the node. Their
+ * inputs being constants, the result never changes: a later allocate keeps it. The bytes count
+ * against max_arena_bytes (a limit of their own, beside the arena's). */
+static EmberStatus fold_node(EmberInterpreter *it, int node) {
+  EmberKernelCtx *c = &it->ctx[node];
+  const EmberNode *n = &it->model->nodes[node];
+  char label[200];
+  size_t need = c->scratch_bytes;
+  for (int k = 0; k < c->noutputs; k++) need += c->outputs[k]->bytes;
+  if (it->max_arena_bytes &&
+      (need > it->max_arena_bytes || it->folded_bytes > it->max_arena_bytes - need))
+    return set_error(it, EMBER_ERROR_OUT_OF_MEMORY,
+                     "%s: folding this constant node needs %zu bytes, over the limit of %zu "
+                     "bytes (max_arena_bytes, %zu already used by folded constants)",
+                     node_label(it, node, label, sizeof label), need, it->max_arena_bytes,
+                     it->folded_bytes);
+  EmberStatus s = EMBER_OK;
+  for (int k = 0; k < c->noutputs && s == EMBER_OK; k++) {
+    EmberTensor *o = c->outputs[k];
+    const int t = n->outputs[k];
+    if (o->bytes == 0) {
+      o->data = empty_tensor_data;
+      continue;
+    }
+    it->folded_data[t] = aligned_alloc64(o->bytes);
+    if (!it->folded_data[t])
+      s = set_error(it, EMBER_ERROR_OUT_OF_MEMORY, "%s: out of memory for a %zu-byte constant",
+                    node_label(it, node, label, sizeof label), o->bytes);
+    o->data = it->folded_data[t];
+  }
+  void *scratch = NULL;
+  if (s == EMBER_OK && c->scratch_bytes) {
+    scratch = aligned_alloc64(c->scratch_bytes);
+    if (!scratch)
+      s = set_error(it, EMBER_ERROR_OUT_OF_MEMORY, "%s: out of memory for %zu bytes of scratch",
+                    node_label(it, node, label, sizeof label), c->scratch_bytes);
+  }
+  if (s == EMBER_OK) {
+    c->scratch = scratch;
+    it->kernel_error[0] = '\0';
+    s = ember_kernel_for(n->op)->eval(c);
+    if (s != EMBER_OK)
+      set_error(it, s, "%s (constant, evaluated at allocate): %s",
+                node_label(it, node, label, sizeof label),
+                it->kernel_error[0] ? it->kernel_error : ember_status_string(s));
+    c->scratch = NULL;
+  }
+  free(scratch);
+  for (int k = 0; k < c->noutputs; k++) {
+    EmberTensor *o = c->outputs[k];
+    const int t = n->outputs[k];
+    if (s != EMBER_OK) {
+      free(it->folded_data[t]);
+      it->folded_data[t] = NULL;
+      o->data = NULL;
+      continue;
+    }
+    o->is_const = true;
+    it->folded_bytes += o->bytes;
+  }
+  if (s == EMBER_OK) it->folded[node] = true;
+  return s;
+}
+
 static EmberStatus prepare_nodes(EmberInterpreter *it) {
   const EmberModel *m = it->model;
   char label[200];
   for (int i = 0; i < m->nnodes; i++) {
+    if (it->folded[i]) continue; /* folded by an earlier allocate: outputs stay as they are */
     EmberKernelCtx *c = &it->ctx[i];
     for (int k = 0; k < c->noutputs; k++) c->outputs[k]->type = m->tensors[m->nodes[i].outputs[k]].type;
     c->scratch_bytes = 0;
@@ -273,6 +376,7 @@ static EmberStatus prepare_nodes(EmberInterpreter *it) {
                          node_label(it, i, label, sizeof label), o->name,
                          ember_type_name(o->type), ember_type_name(declared));
     }
+    if (is_foldable(it, i) && (s = fold_node(it, i)) != EMBER_OK) return s;
   }
   return EMBER_OK;
 }
@@ -296,7 +400,8 @@ static EmberStatus build_steps(EmberInterpreter *it, const int *producer) {
   it->nsteps = 0;
   release_partitions(it);
   if (it->ndelegates == 0) {
-    for (int i = 0; i < nn; i++) it->steps[it->nsteps++] = (Step){i, -1};
+    for (int i = 0; i < nn; i++)
+      if (!it->folded[i]) it->steps[it->nsteps++] = (Step){i, -1};
     return EMBER_OK;
   }
   int *pending = calloc((size_t)(nn ? nn : 1), sizeof *pending);
@@ -307,13 +412,18 @@ static EmberStatus build_steps(EmberInterpreter *it, const int *producer) {
     free(pending); free(order); free(done);
     return set_error(it, EMBER_ERROR_OUT_OF_MEMORY, "out of memory");
   }
-  for (int i = 0; i < nn; i++)
+  /* Folded nodes are no steps: done from the start, their outputs constants. */
+  int nrun = 0;
+  for (int i = 0; i < nn; i++) {
+    done[i] = it->folded[i];
+    nrun += !it->folded[i];
     for (int k = 0; k < m->nodes[i].ninputs; k++) {
       int t = m->nodes[i].inputs[k];
-      if (t >= 0 && producer[t] >= 0) pending[i]++;
+      if (t >= 0 && producer[t] >= 0 && !it->folded[producer[t]]) pending[i]++;
     }
+  }
   int current = -2, norder = 0;
-  for (int emitted = 0; emitted < nn; emitted++) {
+  for (int emitted = 0; emitted < nrun; emitted++) {
     int pick = -1;
     for (int i = 0; i < nn && pick < 0; i++)
       if (!done[i] && pending[i] == 0 && it->placement[i] == current) pick = i;
@@ -337,7 +447,7 @@ static EmberStatus build_steps(EmberInterpreter *it, const int *producer) {
   free(done);
   /* Cut the order into steps. */
   EmberStatus s = EMBER_OK;
-  for (int a = 0; a < nn && s == EMBER_OK;) {
+  for (int a = 0; a < norder && s == EMBER_OK;) {
     int place = it->placement[order[a]];
     if (place < 0) {
       it->steps[it->nsteps++] = (Step){order[a], -1};
@@ -345,7 +455,7 @@ static EmberStatus build_steps(EmberInterpreter *it, const int *producer) {
       continue;
     }
     int b = a;
-    while (b < nn && it->placement[order[b]] == place) b++;
+    while (b < norder && it->placement[order[b]] == place) b++;
     Partition *p = &it->partitions[it->npartitions];
     p->delegate = place;
     /* storage: nodes, then at most every input and output of those nodes */
@@ -434,6 +544,7 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
     s = set_error(it, EMBER_ERROR_OUT_OF_MEMORY, "out of memory");
     goto done;
   }
+  for (int i = 0; i < m->nnodes; i++) step_of[i] = -1; /* folded nodes: no step */
   for (int st = 0; st < ns; st++) {
     if (it->steps[st].node >= 0) step_of[it->steps[st].node] = st;
     else {
@@ -443,7 +554,7 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
   }
   for (int t = 0; t < nt; t++) {
     alias[t] = t;
-    first[t] = producer[t] >= 0 ? step_of[producer[t]] : 0;
+    first[t] = (producer[t] >= 0 && step_of[producer[t]] >= 0) ? step_of[producer[t]] : 0;
     last[t] = first[t];
   }
   /* Inputs keep their bytes across invokes (callers set them once and may invoke again). */
@@ -471,7 +582,7 @@ static EmberStatus plan_memory(EmberInterpreter *it, const int *producer) {
     }
   }
   for (int i = 0; i < m->nnodes; i++)
-    for (int k = 0; k < m->nodes[i].ninputs; k++) {
+    for (int k = 0; k < m->nodes[i].ninputs && step_of[i] >= 0; k++) {
       int t = m->nodes[i].inputs[k];
       if (t >= 0 && step_of[i] > last[t]) last[t] = step_of[i];
     }
@@ -571,7 +682,7 @@ EmberStatus ember_interpreter_allocate(EmberInterpreter *it) {
   const EmberGraphView *view = &it->view;
   for (int i = 0; i < m->nnodes; i++) {
     it->placement[i] = -1;
-    for (int d = 0; d < it->ndelegates && it->placement[i] < 0; d++) {
+    for (int d = 0; d < it->ndelegates && it->placement[i] < 0 && !it->folded[i]; d++) {
       char why[160] = "";
       if (it->delegates[d]->supports(it->delegates[d], view, i, why, sizeof why)) it->placement[i] = d;
     }
@@ -666,8 +777,10 @@ const char *ember_interpreter_node_name(const EmberInterpreter *it, int node) {
   return it->model->nodes[node].name;
 }
 
+/* "const" for a node folded at allocate (evaluated once, never run by invoke). */
 const char *ember_interpreter_node_placement(const EmberInterpreter *it, int node) {
   if (!it || node < 0 || node >= it->model->nnodes) return NULL;
+  if (it->folded[node]) return "const";
   int d = it->placement[node];
   if (!it->allocated || d < 0) return "cpu";
   return it->delegates[d]->name ? it->delegates[d]->name : "delegate";
