@@ -29,13 +29,28 @@ def load(src, checkpoint=None, input_shapes=None, outputs=None) -> ir.Graph:
     return load_onnx(src, checkpoint=checkpoint, input_shapes=input_shapes, outputs=outputs)
 
 
+QUANTIZE_MODES = ("int8", "dynamic", "float16")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "auto")
+
+
 def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
-                  outputs=None, keep_io_layout=False) -> tuple[ir.Graph, dict]:
-    """(optimized graph, statistics) of the source model."""
-    if quantize is not None:
-        raise ConversionError(f"quantize={quantize!r} is not available yet")
-    if calibration is not None:
+                  outputs=None, keep_io_layout=False, calibration_method="percentile",
+                  io="float32", progress=False) -> tuple[ir.Graph, dict]:
+    """(optimized graph, statistics) of the source model. With quantize="int8" the statistics
+    hold the quantization report under "quantization"."""
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ConversionError(f"quantize={quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+    if calibration is not None and quantize != "int8":
         raise ConversionError("calibration data is only used with quantize='int8'")
+    if quantize == "int8" and calibration is None:
+        raise ConversionError("quantize='int8' needs representative inputs: give calibration "
+                              "data (--calibration DATA: .npz, .npy or a folder of .npy)")
+    if calibration_method not in CALIBRATION_METHODS:
+        raise ConversionError(f"calibration method {calibration_method!r}: choose one of "
+                              f"{', '.join(CALIBRATION_METHODS)}")
+    if io not in ("float32", "int8") or (io == "int8" and quantize != "int8"):
+        raise ConversionError(f"io={io!r}: int8 inputs/outputs need quantize='int8'"
+                              if io == "int8" else f"io={io!r}: choose float32 or int8")
     from .passes import optimize
 
     graph = load(src, checkpoint, input_shapes, outputs)
@@ -43,21 +58,47 @@ def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_s
     for key in ("source_nodes", "source_folded"):
         if key in graph.metadata:
             stats[key] = int(graph.metadata.pop(key))
+    # Quantization works on the optimized float graph (so folding cannot undo it).
+    if quantize == "float16":
+        from .quantize.float16 import quantize_float16
+
+        graph = quantize_float16(graph)
+    elif quantize == "dynamic":
+        from .quantize.dynamic import quantize_dynamic
+
+        graph = quantize_dynamic(graph)
+    elif quantize == "int8":
+        graph, stats["quantization"] = _quantize_int8(graph, calibration, calibration_method, io,
+                                                      progress)
     graph.metadata.setdefault("producer", "ember 0.1.0")
     graph.metadata["source"] = _source_name(src)
     options = {"checkpoint": os.fspath(checkpoint) if checkpoint else None,
-               "input_shapes": input_shapes, "outputs": outputs, "keep_io_layout": keep_io_layout}
+               "input_shapes": input_shapes, "outputs": outputs, "keep_io_layout": keep_io_layout,
+               "quantize": quantize, "io": io if quantize == "int8" else None,
+               "calibration_method": calibration_method if quantize == "int8" else None}
     graph.metadata["conversion_options"] = json.dumps({k: v for k, v in options.items() if v})
-    graph.metadata["conversion_stats"] = json.dumps(stats)
+    graph.metadata["conversion_stats"] = json.dumps({k: v for k, v in stats.items()
+                                                     if k != "quantization"})
     return graph, stats
 
 
+def _quantize_int8(graph, calibration, method, io, progress):
+    from .quantize.calibration import load_calibration
+    from .quantize.int8 import quantize_int8
+
+    raise NotImplementedError  # wired when the int8 pass lands
+
+
 def convert(src, out=None, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
-            outputs=None, keep_io_layout=False) -> bytes:
+            outputs=None, keep_io_layout=False, calibration_method="percentile",
+            io="float32") -> bytes:
     """Converts `src` (a path or an onnx.ModelProto) and returns the .ember bytes; writes them
-    to `out` too when given (atomically; the source is never modified)."""
+    to `out` too when given (atomically; the source is never modified).
+
+    quantize: None (float32), "int8" (needs `calibration`: an .npz / .npy / folder of .npy, or
+    an iterable of {input name: array}), "dynamic" or "float16"."""
     graph, _ = convert_graph(src, checkpoint, quantize, calibration, input_shapes, outputs,
-                             keep_io_layout)
+                             keep_io_layout, calibration_method, io)
     data = serialize.serialize(graph)
     if out is not None:
         if isinstance(src, (str, os.PathLike)) and os.path.abspath(out) == os.path.abspath(src):
@@ -92,12 +133,14 @@ def verify(src, model: bytes, checkpoint=None, input_shapes=None, outputs=None, 
         name, shape = d["name"], tuple(int(s) for s in d["shape"])
         perm = layouts.get(name)
         src_shape = tuple(shape[perm.index(i)] for i in range(len(perm))) if perm else shape
+        quantized = d["quantization"][0] != 0.0  # an int8 input of an io=int8 model
+        dtype = np.float32 if quantized else d["dtype"]
         if inputs and name in inputs:
             feeds[name] = np.asarray(inputs[name])
-        elif np.dtype(d["dtype"]).kind == "f":
-            feeds[name] = rng.standard_normal(src_shape).astype(d["dtype"])
+        elif np.dtype(dtype).kind == "f":
+            feeds[name] = rng.standard_normal(src_shape).astype(dtype)
         else:
-            feeds[name] = np.zeros(src_shape, d["dtype"])
+            feeds[name] = np.zeros(src_shape, dtype)
     ref = _run_source(proto, feeds, [d["name"] for d in it.get_output_details()])
     for d in it.get_input_details():
         x = feeds[d["name"]]
@@ -109,11 +152,18 @@ def verify(src, model: bytes, checkpoint=None, input_shapes=None, outputs=None, 
     for d in it.get_input_details():
         x = feeds[d["name"]]
         perm = layouts.get(d["name"])
-        it.set_tensor(d["index"], np.ascontiguousarray(x.transpose(perm)) if perm else x)
+        x = np.ascontiguousarray(x.transpose(perm)) if perm else x
+        if d["quantization"][0] != 0.0:
+            scale, zp = d["quantization"]
+            x = np.clip(np.round(x / scale) + zp, -128, 127).astype(d["dtype"])
+        it.set_tensor(d["index"], x)
     it.invoke()
     errors = {}
     for d in it.get_output_details():
         y = it.get_tensor(d["index"])
+        if d["quantization"][0] != 0.0:
+            scale, zp = d["quantization"]
+            y = (scale * (y.astype(np.float32) - zp)).astype(np.float32)
         perm = layouts.get(d["name"])
         if perm:
             y = y.transpose(np.argsort(perm))

@@ -282,13 +282,24 @@ def cmd_convert(args) -> int:
         graph, stats = convert_graph(args.model, checkpoint=args.checkpoint, quantize=args.quantize,
                                      calibration=args.calibration,
                                      input_shapes=_parse_shapes(args.input_shape), outputs=outputs,
-                                     keep_io_layout=args.keep_io_layout)
+                                     keep_io_layout=args.keep_io_layout,
+                                     calibration_method=args.calibration_method, io=args.io,
+                                     progress=not args.json)
         size = serialize.save(graph, args.output)
     except ConversionError as e:
         raise UserError(str(e)) from None
-    before = sum(stats["ops_before"].values())
-    after = sum(stats["ops_after"].values())
-    print(f"wrote {args.output}: {_fmt_bytes(size)}, {after} ops (from {before} after import)")
+    report = stats.get("quantization")
+    if args.json:
+        print(json.dumps({"output": args.output, "bytes": size, "ops": len(graph.nodes),
+                          "quantization": report}, indent=2))
+    else:
+        before = sum(stats["ops_before"].values())
+        print(f"wrote {args.output}: {_fmt_bytes(size)}, {len(graph.nodes)} ops "
+              f"(from {before} after import)")
+        if report:
+            from ember.converter.quantize.report import format_report
+
+            print(format_report(report))
     if args.verify:
         try:
             errors = verify(args.model, open(args.output, "rb").read(), checkpoint=args.checkpoint)
@@ -298,9 +309,12 @@ def cmd_convert(args) -> int:
         for name, (abs_err, rel_err) in errors.items():
             print(f"verify {name}: max abs error {abs_err:.3g}, max rel error {rel_err:.3g}")
             worst = max(worst, rel_err)
-        if worst > args.tolerance:
+        tolerance = args.tolerance
+        if tolerance is None:  # what each mode's rounding allows, relative to the output range
+            tolerance = {None: 1e-4, "float16": 1e-2}.get(args.quantize, 0.1)
+        if worst > tolerance:
             raise UserError(f"--verify: max relative error {worst:.3g} is over the tolerance "
-                            f"{args.tolerance:g}")
+                            f"{tolerance:g}")
     return 0
 
 
@@ -317,7 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="OUT.ember")
     s.add_argument("--checkpoint", help="weights: .npz, .safetensors or ONNX external data")
     s.add_argument("--quantize", choices=["int8", "dynamic", "float16"])
-    s.add_argument("--calibration", metavar="DATA", help=".npz/.npy of representative inputs")
+    s.add_argument("--calibration", metavar="DATA",
+                   help="representative inputs for int8: .npz (one array per input), .npy "
+                        "(single input) or a folder of .npy files")
+    s.add_argument("--calibration-method", default="percentile",
+                   choices=["minmax", "percentile", "entropy", "auto"])
+    s.add_argument("--io", default="float32", choices=["float32", "int8"],
+                   help="int8 keeps the inputs/outputs of an int8 model int8")
+    s.add_argument("--json", action="store_true", help="print the result (and report) as JSON")
     s.add_argument("--input-shape", action="append", metavar="NAME:D0,D1,...",
                    help="fix an input's shape (repeatable)")
     s.add_argument("--outputs", metavar="NAME,...", help="tensors to keep as outputs")
@@ -325,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep NCHW inputs/outputs (default: image tensors become NHWC)")
     s.add_argument("--verify", action="store_true",
                    help="run the source and the converted model on random inputs and compare")
-    s.add_argument("--tolerance", type=float, default=1e-4,
-                   help="--verify fails above this max relative error (default 1e-4)")
+    s.add_argument("--tolerance", type=float, default=None,
+                   help="--verify fails above this max relative error (default 1e-4 for float32, "
+                        "1e-2 for float16, 0.1 for int8 and dynamic)")
     s.set_defaults(fn=cmd_convert)
 
     s = sub.add_parser("inspect", help="ops, tensors, shapes, dtypes, sizes and arena of a model")
