@@ -86,7 +86,8 @@ def _quantize_int8(graph, calibration, method, io, progress):
     from .quantize.calibration import load_calibration
     from .quantize.int8 import quantize_int8
 
-    raise NotImplementedError  # wired when the int8 pass lands
+    batches = load_calibration(calibration, graph)  # the graph gives input shapes and layouts
+    return quantize_int8(graph, batches, method=method, io_dtype=io, progress=progress)
 
 
 def convert(src, out=None, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
@@ -113,13 +114,13 @@ def io_layouts(model_metadata: dict) -> dict:
     return json.loads(model_metadata.get("io_layout", "{}"))
 
 
-def verify(src, model: bytes, checkpoint=None, input_shapes=None, outputs=None, inputs=None,
-           seed=0) -> dict:
+def verify(src, model: bytes, checkpoint=None, inputs=None, seed=0) -> dict:
     """Runs the source model (onnxruntime when installed, else onnx.reference) and the
     converted model on the same inputs; returns {output: (max_abs_err, max_rel_err)} where the
-    relative error is max_abs_err / max(|reference|)."""
-    import onnx
+    relative error is max_abs_err / max(|reference|).
 
+    inputs: None (random normal values), or one or a list of {input name: array} in the
+    source model's layout (e.g. calibration samples)."""
     import ember
 
     from .frontends.onnx import read_model
@@ -127,55 +128,78 @@ def verify(src, model: bytes, checkpoint=None, input_shapes=None, outputs=None, 
     proto = read_model(src, checkpoint=checkpoint)
     it = ember.Interpreter(model_content=model)
     layouts = io_layouts(it.metadata)
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for d in it.get_input_details():
-        name, shape = d["name"], tuple(int(s) for s in d["shape"])
-        perm = layouts.get(name)
-        src_shape = tuple(shape[perm.index(i)] for i in range(len(perm))) if perm else shape
-        quantized = d["quantization"][0] != 0.0  # an int8 input of an io=int8 model
-        dtype = np.float32 if quantized else d["dtype"]
-        if inputs and name in inputs:
-            feeds[name] = np.asarray(inputs[name])
-        elif np.dtype(dtype).kind == "f":
-            feeds[name] = rng.standard_normal(src_shape).astype(dtype)
-        else:
-            feeds[name] = np.zeros(src_shape, dtype)
-    ref = _run_source(proto, feeds, [d["name"] for d in it.get_output_details()])
-    for d in it.get_input_details():
-        x = feeds[d["name"]]
-        perm = layouts.get(d["name"])
-        x = np.ascontiguousarray(x.transpose(perm)) if perm else x
-        if tuple(d["shape"]) != x.shape:
-            it.resize_tensor_input(d["index"], x.shape)
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        x = feeds[d["name"]]
+    details = it.get_input_details()
+    if inputs is None:
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for d in details:
+            perm = layouts.get(d["name"])
+            shape = tuple(int(s) for s in d["shape"])
+            src_shape = tuple(shape[perm.index(i)] for i in range(len(perm))) if perm else shape
+            quantized = d["quantization"][0] != 0.0  # an int8 input of an io=int8 model
+            dtype = np.dtype(np.float32 if quantized else d["dtype"])
+            feeds[d["name"]] = (rng.standard_normal(src_shape).astype(dtype) if dtype.kind == "f"
+                                else np.zeros(src_shape, dtype))
+        inputs = [feeds]
+    elif isinstance(inputs, dict):
+        inputs = [inputs]
+    names = [d["name"] for d in it.get_output_details()]
+    worst = {n: [0.0, 0.0] for n in names}  # max |error|, max |reference|
+    for feeds in inputs:
+        ref = _run_source(proto, feeds, names)
+        for name, y in _run_ember(it, feeds, layouts).items():
+            r = np.asarray(ref[name])
+            if r.shape != y.shape:
+                raise ConversionError(f"output '{name}': shape {y.shape} differs from the "
+                                      f"source model's {r.shape}")
+            if r.size:
+                worst[name][0] = max(worst[name][0], float(np.max(np.abs(y.astype(np.float64) - r))))
+                worst[name][1] = max(worst[name][1], float(np.max(np.abs(r))))
+    return {n: (e, e / scale if scale else e) for n, (e, scale) in worst.items()}
+
+
+def _run_ember(it, feeds: dict, layouts: dict) -> dict:
+    """Ember's outputs for source-layout feeds, back in the source layout, dequantized."""
+    def to_ember(d):
+        x = np.asarray(feeds[d["name"]])
         perm = layouts.get(d["name"])
         x = np.ascontiguousarray(x.transpose(perm)) if perm else x
         if d["quantization"][0] != 0.0:
             scale, zp = d["quantization"]
-            x = np.clip(np.round(x / scale) + zp, -128, 127).astype(d["dtype"])
-        it.set_tensor(d["index"], x)
+            x = np.clip(np.round(x / scale) + zp, -128, 127)
+        return x.astype(d["dtype"])
+
+    xs = {d["index"]: to_ember(d) for d in it.get_input_details()}
+    for d in it.get_input_details():
+        if tuple(d["shape"]) != xs[d["index"]].shape:
+            it.resize_tensor_input(d["index"], xs[d["index"]].shape)
+    it.allocate_tensors()
+    for index, x in xs.items():
+        it.set_tensor(index, x)
     it.invoke()
-    errors = {}
+    outs = {}
     for d in it.get_output_details():
         y = it.get_tensor(d["index"])
         if d["quantization"][0] != 0.0:
             scale, zp = d["quantization"]
             y = (scale * (y.astype(np.float32) - zp)).astype(np.float32)
         perm = layouts.get(d["name"])
-        if perm:
-            y = y.transpose(np.argsort(perm))
-        r = np.asarray(ref[d["name"]])
-        if r.shape != y.shape:
-            raise ConversionError(f"output '{d['name']}': shape {y.shape} differs from the "
-                                  f"source model's {r.shape}")
-        diff = float(np.max(np.abs(y.astype(np.float64) - r))) if r.size else 0.0
-        scale = float(np.max(np.abs(r))) if r.size else 0.0
-        errors[d["name"]] = (diff, diff / scale if scale else diff)
-    del onnx
-    return errors
+        outs[d["name"]] = y.transpose(np.argsort(perm)) if perm else y
+    return outs
+
+
+def source_layout_samples(graph: ir.Graph, calibration, limit=16) -> list:
+    """Up to `limit` calibration samples, in the source model's layout (for verify)."""
+    from .quantize.calibration import load_calibration
+
+    layouts = io_layouts(graph.metadata)
+    # float32 whatever the model's input dtype (an io=int8 model still calibrates on floats)
+    inputs = {n: ("float32", graph.tensors[n].shape) for n in graph.inputs}
+    samples = []
+    for batch in load_calibration(calibration, inputs, io_layout=layouts)[:limit]:
+        samples.append({name: x.transpose(np.argsort(layouts[name])) if name in layouts else x
+                        for name, x in batch.items()})
+    return samples
 
 
 def _run_source(proto, feeds: dict, output_names: list) -> dict:

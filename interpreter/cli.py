@@ -290,8 +290,10 @@ def cmd_convert(args) -> int:
         raise UserError(str(e)) from None
     report = stats.get("quantization")
     if args.json:
-        print(json.dumps({"output": args.output, "bytes": size, "ops": len(graph.nodes),
-                          "quantization": report}, indent=2))
+        from ember.converter.quantize.report import to_json
+
+        print(to_json({"output": args.output, "bytes": size, "ops": len(graph.nodes),
+                       "quantization": report}, indent=2))
     else:
         before = sum(stats["ops_before"].values())
         print(f"wrote {args.output}: {_fmt_bytes(size)}, {len(graph.nodes)} ops "
@@ -302,7 +304,13 @@ def cmd_convert(args) -> int:
             print(format_report(report))
     if args.verify:
         try:
-            errors = verify(args.model, open(args.output, "rb").read(), checkpoint=args.checkpoint)
+            samples = None
+            if args.quantize == "int8":  # int8 ranges fit the calibration data: verify on it
+                from ember.converter.convert import source_layout_samples
+
+                samples = source_layout_samples(graph, args.calibration, limit=16)
+            errors = verify(args.model, open(args.output, "rb").read(), checkpoint=args.checkpoint,
+                            inputs=samples)
         except ConversionError as e:
             raise UserError(f"--verify: {e}") from None
         worst = 0.0

@@ -147,3 +147,42 @@ def test_convert_user_errors(tmp_path, args, message):
     r = ember(*[a.format(d=tmp_path, digits=DIGITS) for a in args])
     assert r.returncode == 1, r.stdout
     assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+def test_convert_int8_prints_the_report_and_verifies(tmp_path):
+    data = np.load(DIGITS.parent / "digits_test.npz")
+    np.save(tmp_path / "calib.npy", data["x"][:40])
+    out = tmp_path / "int8.ember"
+    r = ember("convert", DIGITS, "-o", out, "--quantize", "int8", "--calibration",
+              tmp_path / "calib.npy", "--verify")
+    assert r.returncode == 0, r.stderr
+    assert "worst tensors by SQNR" in r.stdout and "output SQNR" in r.stdout
+    assert "verify logits" in r.stdout
+    float_size = len(__import__("ember").convert(str(DIGITS)))
+    assert out.stat().st_size <= 0.3 * float_size
+    r = ember("convert", DIGITS, "-o", tmp_path / "j.ember", "--quantize", "int8", "--calibration",
+              tmp_path / "calib.npy", "--calibration-method", "minmax", "--json")
+    report = json.loads(r.stdout)["quantization"]
+    assert report["method"] == "minmax" and "logits" in report["outputs"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--quantize", "int8"], "needs representative inputs"),
+    (["--quantize", "int8", "--calibration", "{d}/none.npy"], "no such file"),
+    (["--calibration", "{d}/none.npy"], "only used with quantize='int8'"),
+    (["--io", "int8"], "int8 inputs/outputs need quantize='int8'"),
+])
+def test_convert_quantize_errors(tmp_path, args, message):
+    r = ember("convert", DIGITS, "-o", tmp_path / "o.ember", *[a.format(d=tmp_path) for a in args])
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("mode,ratio,tolerance", [("float16", 0.55, 1e-2), ("dynamic", 0.35, 0.1)])
+def test_convert_float16_and_dynamic(tmp_path, mode, ratio, tolerance):
+    import ember as em
+
+    out = tmp_path / f"{mode}.ember"
+    r = ember("convert", DIGITS, "-o", out, "--quantize", mode, "--verify")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size <= ratio * len(em.convert(str(DIGITS)))
