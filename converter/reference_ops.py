@@ -238,8 +238,12 @@ def _check_conv(x, w, a: _Attrs, grouped=True):
     _check_rank(op, x, 4)
     _check_rank(op, w, 4, "weights")
     _need_float(op, x, w)
-    if not grouped:
-        return 1
+    return _conv_groups(x, w, a) if grouped else 1
+
+
+def _conv_groups(x, w, a: _Attrs):
+    """The groups of a convolution of x[N,H,W,C] with w[O,KH,KW,C/groups] (both 4-D)."""
+    op = a.op
     c, o, cg = x.shape[3], w.shape[0], w.shape[3]
     groups = int(a["groups"])
     if groups < 1 or o % groups or c % groups or c != groups * cg:
@@ -255,88 +259,126 @@ def _finish(acc, b, x, a: _Attrs):
     return _activation(acc.astype(x.dtype), a)
 
 
-def conv2d(x, w, bias=None, *, a: _Attrs):
-    op = a.op
-    groups = _check_conv(x, w, a)
-    n, h, wd, c = x.shape
+# The window sums below take x and w as float64, or (the int8 path, converter/quantize/int8_ops.py)
+# as int64 with x - zp_x, whose zero padding is then the zero point; they sum in that dtype and
+# add no bias.
+
+
+def _conv2d_sum(x, w, groups, geometry):
+    """Conv2D's sums acc[n, oh, ow, o] of x[N,H,W,C] and w[O,KH,KW,C/groups]; geometry is
+    _window_geometry's."""
+    n = x.shape[0]
     o, kh, kw, cg = w.shape
-    strides, dils, pads, oh, ow = _window_geometry(op, x, kh, kw, a)
-    b = _bias(op, bias, o)
+    strides, dils, pads, oh, ow = geometry
     og = o // groups
-    xp = _pad_hw(_as64(x), pads)
-    wg = _as64(w).reshape(groups, og, kh, kw, cg)
-    acc = np.zeros((n, oh, ow, groups, og))
+    xp = _pad_hw(x, pads)
+    wg = w.reshape(groups, og, kh, kw, cg)
+    acc = np.zeros((n, oh, ow, groups, og), dtype=x.dtype)
     for i, j, view in _windows(xp, kh, kw, strides, dils, oh, ow):
         acc += np.einsum("nhwgc,goc->nhwgo", view.reshape(n, oh, ow, groups, cg),
                          wg[:, :, i, j, :], optimize=True)
-    return _finish(acc.reshape(n, oh, ow, o), b, x, a)
+    return acc.reshape(n, oh, ow, o)
 
 
-def depthwise_conv2d(x, w, bias=None, *, a: _Attrs):
-    op = a.op
-    _check_conv(x, w, a, grouped=False)
-    n, h, wd, c = x.shape
-    one, kh, kw, cm = w.shape
-    if one != 1 or c == 0 or cm % c:
+def _check_depthwise(op, x, w):
+    c = x.shape[3]
+    if w.shape[0] != 1 or c == 0 or w.shape[3] % c:
         raise ValueError(f"{op}: weights must be [1, KH, KW, C*M] with C={c}, got {w.shape}")
-    m = cm // c
-    strides, dils, pads, oh, ow = _window_geometry(op, x, kh, kw, a)
-    b = _bias(op, bias, cm)
-    xp = np.repeat(_pad_hw(_as64(x), pads), m, axis=3)  # channel oc reads input oc // M
-    w64 = _as64(w)
-    acc = np.zeros((n, oh, ow, cm))
+
+
+def _depthwise_sum(x, w, geometry):
+    """DepthwiseConv2D's sums acc[n, oh, ow, c*m] of x[N,H,W,C] and w[1,KH,KW,C*M]."""
+    _, kh, kw, cm = w.shape
+    strides, dils, pads, oh, ow = geometry
+    xp = np.repeat(_pad_hw(x, pads), cm // x.shape[3], axis=3)  # channel oc reads input oc // M
+    acc = np.zeros((x.shape[0], oh, ow, cm), dtype=x.dtype)
     for i, j, view in _windows(xp, kh, kw, strides, dils, oh, ow):
-        acc += view * w64[0, i, j, :]
-    return _finish(acc, b, x, a)
+        acc += view * w[0, i, j, :]
+    return acc
 
 
-def transpose_conv2d(x, w, bias=None, *, a: _Attrs):
-    op = a.op
-    groups = _check_conv(x, w, a)
-    n, h, wd, c = x.shape
-    o, kh, kw, cg = w.shape
+def _transpose_geometry(op, x, kh, kw, a: _Attrs):
+    """_window_geometry for TransposeConv2D: its output size
+    (in - 1)*s - pad0 - pad1 + d*(k - 1) + output_padding + 1."""
     sh, sw = a.ints("strides", 2, 1)
     dh, dw = a.ints("dilations", 2, 1)
     top, left, bottom, right = a.ints("pads", 4, 0)
     ph, pw = a.ints("output_padding", 2, 0)
+    h, wd = x.shape[1:3]
     oh = (h - 1) * sh - top - bottom + dh * (kh - 1) + ph + 1
     ow = (wd - 1) * sw - left - right + dw * (kw - 1) + pw + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"{op}: output size would be {oh}x{ow}")
-    b = _bias(op, bias, o)
+    return (sh, sw), (dh, dw), (top, left, bottom, right), oh, ow
+
+
+def _transpose_conv2d_sum(x, w, groups, geometry):
+    """TransposeConv2D's sums acc[n, oh, ow, o] of x[N,H,W,C] and w[O,KH,KW,C/groups];
+    geometry is _transpose_geometry's."""
+    n, h, wd, c = x.shape
+    o, kh, kw, cg = w.shape
+    (sh, sw), (dh, dw), (top, left, _, _), oh, ow = geometry
     og = o // groups
     # Scatter into an uncropped buffer indexed by (ih*sh + kh*dh), then crop [top, top+OH).
     # (An empty H or W scatters nothing: every output is the bias.)
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + oh)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + ow)
-    full = np.zeros((n, full_h, full_w, groups, og))
-    xg = _as64(x).reshape(n, h, wd, groups, cg)
-    wg = _as64(w).reshape(groups, og, kh, kw, cg)
+    full = np.zeros((n, full_h, full_w, groups, og), dtype=x.dtype)
+    xg = x.reshape(n, h, wd, groups, cg)
+    wg = w.reshape(groups, og, kh, kw, cg)
     for i in range(kh):
         for j in range(kw):
             contrib = np.einsum("nhwgc,goc->nhwgo", xg, wg[:, :, i, j, :], optimize=True)
             full[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * wd:sw] += contrib
-    return _finish(full[:, top:top + oh, left:left + ow].reshape(n, oh, ow, o), b, x, a)
+    return full[:, top:top + oh, left:left + ow].reshape(n, oh, ow, o)
+
+
+def conv2d(x, w, bias=None, *, a: _Attrs):
+    groups = _check_conv(x, w, a)
+    geometry = _window_geometry(a.op, x, w.shape[1], w.shape[2], a)
+    b = _bias(a.op, bias, w.shape[0])
+    return _finish(_conv2d_sum(_as64(x), _as64(w), groups, geometry), b, x, a)
+
+
+def depthwise_conv2d(x, w, bias=None, *, a: _Attrs):
+    _check_conv(x, w, a, grouped=False)
+    _check_depthwise(a.op, x, w)
+    geometry = _window_geometry(a.op, x, w.shape[1], w.shape[2], a)
+    b = _bias(a.op, bias, w.shape[3])
+    return _finish(_depthwise_sum(_as64(x), _as64(w), geometry), b, x, a)
+
+
+def transpose_conv2d(x, w, bias=None, *, a: _Attrs):
+    groups = _check_conv(x, w, a)
+    geometry = _transpose_geometry(a.op, x, w.shape[1], w.shape[2], a)
+    b = _bias(a.op, bias, w.shape[0])
+    return _finish(_transpose_conv2d_sum(_as64(x), _as64(w), groups, geometry), b, x, a)
+
+
+def _check_fully_connected(op, x, w):
+    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{op}: needs x[..., K] and w[N, K], got {x.shape} and {w.shape}")
 
 
 def fully_connected(x, w, bias=None, *, a: _Attrs):
-    op = a.op
-    _need_float(op, x, w)
-    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"{op}: needs x[..., K] and w[N, K], got {x.shape} and {w.shape}")
-    b = _bias(op, bias, w.shape[0])
+    _need_float(a.op, x, w)
+    _check_fully_connected(a.op, x, w)
+    b = _bias(a.op, bias, w.shape[0])
     return _finish(_as64(x) @ _as64(w).T, b, x, a)
 
 
-def batch_matmul(x, y, *, a: _Attrs):
-    op = a.op
-    _need_float(op, x, y)
+def _check_batch_matmul(op, x, y):
     if x.ndim < 2 or y.ndim < 2 or x.shape[-1] != y.shape[-2]:
         raise ValueError(f"{op}: needs a[..., M, K] and b[..., K, N], got {x.shape}, {y.shape}")
     try:
         np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except ValueError:
         raise ValueError(f"{op}: batch dims of {x.shape} and {y.shape} do not broadcast") from None
+
+
+def batch_matmul(x, y, *, a: _Attrs):
+    _need_float(a.op, x, y)
+    _check_batch_matmul(a.op, x, y)
     return (_as64(x) @ _as64(y)).astype(x.dtype)
 
 
@@ -948,6 +990,26 @@ def run(op: str, inputs: list, attrs: dict | None = None, num_outputs: int = 1) 
             for o in outs]
 
 
+def _run_node(graph, node, args: list) -> list:
+    """The outputs of one node of an ir.Graph on its input values (None for an absent one):
+    quantized int8 nodes, Quantize and Dequantize through the int8 reference
+    (converter.quantize.int8_ops, docs/quantization.md) with the tensors' quantization, the
+    others through run."""
+    attrs = dict(node.attrs)
+    if node.op == "Cast" and "to" not in attrs:
+        attrs["to"] = graph.tensors[node.outputs[0]].dtype
+    in_q = [graph.tensors[t].quant if t else None for t in node.inputs]
+    if node.op in ("Quantize", "Dequantize") or any(
+            q is not None and v is not None and np.asarray(v).dtype == np.int8
+            for v, q in zip(args, in_q)):
+        from .quantize import int8_ops
+
+        return int8_ops.run(node.op, args, attrs, in_q,
+                            [graph.tensors[t].quant for t in node.outputs],
+                            num_outputs=len(node.outputs))
+    return run(node.op, args, attrs, num_outputs=len(node.outputs))
+
+
 def run_graph(graph, feeds: dict) -> dict:
     """Evaluates every node of an ir.Graph in order and returns {name: value} for
     graph.outputs. Constants come from Tensor.data, graph inputs from `feeds`."""
@@ -973,22 +1035,8 @@ def run_graph(graph, feeds: dict) -> dict:
             else:
                 raise ValueError(f"run_graph: node '{node.name}' ({node.op}) reads '{t}' "
                                  f"before it has a value")
-        attrs = dict(node.attrs)
-        if node.op == "Cast" and "to" not in attrs:
-            attrs["to"] = graph.tensors[node.outputs[0]].dtype
-        in_q = [graph.tensors[t].quant if t else None for t in node.inputs]
         try:
-            if node.op in ("Quantize", "Dequantize") or any(
-                    q is not None and v is not None and np.asarray(v).dtype == np.int8
-                    for v, q in zip(args, in_q)):
-                # quantized int8: the int8 reference (docs/quantization.md)
-                from .quantize import int8_ops
-
-                outs = int8_ops.run(node.op, args, attrs, in_q,
-                                    [graph.tensors[t].quant for t in node.outputs],
-                                    num_outputs=len(node.outputs))
-            else:
-                outs = run(node.op, args, attrs, num_outputs=len(node.outputs))
+            outs = _run_node(graph, node, args)
         except ValueError as e:
             raise ValueError(f"run_graph: node '{node.name}': {e}") from e
         if len(outs) != len(node.outputs):

@@ -20,6 +20,7 @@
  * operand broadcasts). */
 typedef struct BatchMatMulGeom {
   int nbatch;
+  int64_t batches; /* the product of the batch dims */
   int64_t batch_dims[BMM_MAX_BATCH_DIMS];
   int64_t a_stride[BMM_MAX_BATCH_DIMS], b_stride[BMM_MAX_BATCH_DIMS];
   int64_t m, k, n;
@@ -44,12 +45,31 @@ static void batch_strides(const EmberTensor *t, int nbatch, int64_t *stride) {
 static void batch_matmul_geom(const EmberKernelCtx *ctx, BatchMatMulGeom *g) {
   const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1], *out = ctx->outputs[0];
   g->nbatch = out->ndims - 2;
-  for (int i = 0; i < g->nbatch; i++) g->batch_dims[i] = out->dims[i];
+  g->batches = 1;
+  for (int i = 0; i < g->nbatch; i++) {
+    g->batch_dims[i] = out->dims[i];
+    g->batches *= out->dims[i];
+  }
   g->m = a->dims[a->ndims - 2];
   g->k = a->dims[a->ndims - 1];
   g->n = b->dims[b->ndims - 1];
   batch_strides(a, g->nbatch, g->a_stride);
   batch_strides(b, g->nbatch, g->b_stride);
+}
+
+/* The offsets of output batch bi's matrices in a, b and out. */
+static void batch_offsets(const BatchMatMulGeom *g, int64_t bi, int64_t *a_off, int64_t *b_off,
+                          int64_t *o_off) {
+  int64_t rest = bi, ao = 0, bo = 0;
+  for (int i = g->nbatch - 1; i >= 0; i--) {
+    const int64_t idx = rest % g->batch_dims[i];
+    rest /= g->batch_dims[i];
+    ao += idx * g->a_stride[i];
+    bo += idx * g->b_stride[i];
+  }
+  *a_off = ao;
+  *b_off = bo;
+  *o_off = bi * g->m * g->n;
 }
 
 static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
@@ -112,18 +132,9 @@ static EmberStatus batch_matmul_prepare(EmberKernelCtx *ctx) {
 /* The ground truth: for every output batch, a plain triple loop. */
 static void batch_matmul_reference(const float *a, const float *b, float *out,
                                    const BatchMatMulGeom *g) {
-  int64_t batches = 1;
-  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
-  for (int64_t bi = 0; bi < batches; bi++) {
-    /* offsets of this batch's matrices in a and b */
-    int64_t rest = bi, a_off = 0, b_off = 0;
-    for (int i = g->nbatch - 1; i >= 0; i--) {
-      const int64_t idx = rest % g->batch_dims[i];
-      rest /= g->batch_dims[i];
-      a_off += idx * g->a_stride[i];
-      b_off += idx * g->b_stride[i];
-    }
-    const int64_t o_off = bi * g->m * g->n;
+  for (int64_t bi = 0; bi < g->batches; bi++) {
+    int64_t a_off, b_off, o_off;
+    batch_offsets(g, bi, &a_off, &b_off, &o_off);
     for (int64_t i = 0; i < g->m; i++) {
       for (int64_t j = 0; j < g->n; j++) {
         float acc = 0.0f;
@@ -139,17 +150,9 @@ static void batch_matmul_reference(const float *a, const float *b, float *out,
 static void batch_matmul_reference_int8(const int8_t *a, const int8_t *b, int8_t *out,
                                         const BatchMatMulGeom *g, int32_t za, int32_t zb,
                                         int32_t zo, EmberMultiplier mult) {
-  int64_t batches = 1;
-  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
-  for (int64_t bi = 0; bi < batches; bi++) {
-    int64_t rest = bi, a_off = 0, b_off = 0;
-    for (int i = g->nbatch - 1; i >= 0; i--) {
-      const int64_t idx = rest % g->batch_dims[i];
-      rest /= g->batch_dims[i];
-      a_off += idx * g->a_stride[i];
-      b_off += idx * g->b_stride[i];
-    }
-    const int64_t o_off = bi * g->m * g->n;
+  for (int64_t bi = 0; bi < g->batches; bi++) {
+    int64_t a_off, b_off, o_off;
+    batch_offsets(g, bi, &a_off, &b_off, &o_off);
     for (int64_t i = 0; i < g->m; i++) {
       for (int64_t j = 0; j < g->n; j++) {
         int64_t acc = 0;
@@ -166,17 +169,9 @@ static void batch_matmul_reference_int8(const int8_t *a, const int8_t *b, int8_t
 /* The hybrid path: every row of a quantized into qa (k bytes of scratch), exact int64 sums. */
 static void batch_matmul_hybrid(const float *a, const int8_t *b, const EmberTensor *bt, float *out,
                                 const BatchMatMulGeom *g, int8_t *qa) {
-  int64_t batches = 1;
-  for (int i = 0; i < g->nbatch; i++) batches *= g->batch_dims[i];
-  for (int64_t bi = 0; bi < batches; bi++) {
-    int64_t rest = bi, a_off = 0, b_off = 0;
-    for (int i = g->nbatch - 1; i >= 0; i--) {
-      const int64_t idx = rest % g->batch_dims[i];
-      rest /= g->batch_dims[i];
-      a_off += idx * g->a_stride[i];
-      b_off += idx * g->b_stride[i];
-    }
-    const int64_t o_off = bi * g->m * g->n;
+  for (int64_t bi = 0; bi < g->batches; bi++) {
+    int64_t a_off, b_off, o_off;
+    batch_offsets(g, bi, &a_off, &b_off, &o_off);
     for (int64_t i = 0; i < g->m; i++) {
       float sa;
       int32_t za;
@@ -210,8 +205,7 @@ static EmberStatus batch_matmul_eval(EmberKernelCtx *ctx) {
                         &g, (int8_t *)ctx->scratch);
     return EMBER_OK;
   }
-  batch_matmul_reference((const float *)ctx->inputs[0]->data,
-                         (const float *)ctx->inputs[1]->data, (float *)ctx->outputs[0]->data, &g);
+  batch_matmul_reference((const float *)a->data, (const float *)b->data, (float *)out->data, &g);
   return EMBER_OK;
 }
 

@@ -19,21 +19,7 @@
 
 #include "kernel.h"
 
-static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
-  EmberStatus st = ember_check_conv_hybrid(ctx, false);
-  if (st != EMBER_OK) return st;
-  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-  if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 0, w->dims[0])) != EMBER_OK)
-    return st;
-  if (x->type == EMBER_FLOAT32 && w->type == EMBER_INT8 &&
-      (st = ember_prepare_hybrid(ctx, w, 0, w->dims[0],
-                                 (size_t)x->dims[1] * (size_t)x->dims[2] * (size_t)x->dims[3])) !=
-          EMBER_OK)
-    return st;
-  int32_t dims[4] = {x->dims[0], 0, 0, w->dims[0]};
-  if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
-  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
-}
+static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) { return ember_prepare_conv(ctx, false); }
 
 /* The ground truth: a direct loop over every output element. */
 static void conv2d_reference(const float *x, const float *w, const float *bias, float *out,
@@ -134,29 +120,7 @@ static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt
 }
 
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
-  if (ctx->inputs[0]->type == EMBER_INT8) {
-    const EmberTensor *w = ctx->inputs[1];
-    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-    EmberConvQuant q;
-    ember_conv_int8_setup(ctx, w->dims[0], &q);
-    EmberWindowGeom g;
-    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-    conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data, (const int8_t *)w->data,
-                          bias ? (const int32_t *)bias->data : NULL,
-                          (int8_t *)ctx->outputs[0]->data, &g, ctx->params, &q);
-    return EMBER_OK;
-  }
-  const EmberTensor *w = ctx->inputs[1];
-  if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
-    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-    EmberWindowGeom g;
-    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-    conv2d_hybrid((const float *)ctx->inputs[0]->data, (const int8_t *)w->data, w,
-                  bias ? (const float *)bias->data : NULL, (float *)ctx->outputs[0]->data, &g,
-                  ctx->params, (int8_t *)ctx->scratch);
-    return EMBER_OK;
-  }
-  return ember_conv_eval(ctx, conv2d_reference);
+  return ember_conv_eval(ctx, conv2d_reference, conv2d_reference_int8, conv2d_hybrid);
 }
 
 const EmberKernel ember_kernel_conv2d = {conv2d_prepare, conv2d_eval};

@@ -12,19 +12,7 @@
 #include "kernel.h"
 
 static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
-  EmberStatus st = ember_check_conv_hybrid(ctx, true);
-  if (st != EMBER_OK) return st;
-  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
-  if (x->type == EMBER_INT8 && (st = ember_prepare_conv_int8(ctx, 3, w->dims[3])) != EMBER_OK)
-    return st;
-  if (x->type == EMBER_FLOAT32 && w->type == EMBER_INT8 &&
-      (st = ember_prepare_hybrid(ctx, w, 3, w->dims[3],
-                                 (size_t)x->dims[1] * (size_t)x->dims[2] * (size_t)x->dims[3])) !=
-          EMBER_OK)
-    return st;
-  int32_t dims[4] = {x->dims[0], 0, 0, w->dims[3]};
-  if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
-  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
+  return ember_prepare_conv(ctx, true);
 }
 
 /* The ground truth: a direct loop over every output element. */
@@ -57,10 +45,12 @@ static void depthwise_conv2d_reference(const float *x, const float *w, const flo
   }
 }
 
-/* The int8 ground truth: the same loop with exact int64 accumulation. */
+/* The int8 ground truth: the same loop with exact int64 accumulation (p unused: q holds the
+ * activation's range). */
 static void depthwise_conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
                                             int8_t *out, const EmberWindowGeom *g,
-                                            const EmberConvQuant *q) {
+                                            const EmberParams *p, const EmberConvQuant *q) {
+  (void)p;
   const int64_t m = g->oc / g->c; /* depth multiplier (prepare checked C >= 1) */
   for (int64_t n = 0; n < g->n; n++) {
     for (int64_t oh = 0; oh < g->oh; oh++) {
@@ -124,31 +114,8 @@ static void depthwise_conv2d_hybrid(const float *x, const int8_t *w, const Ember
 }
 
 static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
-  if (ctx->inputs[0]->type == EMBER_INT8) {
-    const EmberTensor *w = ctx->inputs[1];
-    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-    EmberConvQuant q;
-    ember_conv_int8_setup(ctx, w->dims[3], &q);
-    EmberWindowGeom g;
-    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-    depthwise_conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data,
-                                    (const int8_t *)w->data,
-                                    bias ? (const int32_t *)bias->data : NULL,
-                                    (int8_t *)ctx->outputs[0]->data, &g, &q);
-    return EMBER_OK;
-  }
-  const EmberTensor *w = ctx->inputs[1];
-  if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
-    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-    EmberWindowGeom g;
-    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-    depthwise_conv2d_hybrid((const float *)ctx->inputs[0]->data, (const int8_t *)w->data, w,
-                            bias ? (const float *)bias->data : NULL,
-                            (float *)ctx->outputs[0]->data, &g, ctx->params,
-                            (int8_t *)ctx->scratch);
-    return EMBER_OK;
-  }
-  return ember_conv_eval(ctx, depthwise_conv2d_reference);
+  return ember_conv_eval(ctx, depthwise_conv2d_reference, depthwise_conv2d_reference_int8,
+                         depthwise_conv2d_hybrid);
 }
 
 const EmberKernel ember_kernel_depthwise_conv2d = {depthwise_conv2d_prepare,

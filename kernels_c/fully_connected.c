@@ -19,16 +19,7 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   if (st != EMBER_OK) return st;
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-
-  const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
-  const bool hybrid = x->type == EMBER_FLOAT32 && w->type == EMBER_INT8;
-  if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
-  if ((st = ember_check_type(ctx, w, q8 || hybrid ? EMBER_INT8 : EMBER_FLOAT32, "weights")) !=
-      EMBER_OK)
-    return st;
-  if (bias &&
-      (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
-    return st;
+  if ((st = ember_check_weighted_types(ctx, true)) != EMBER_OK) return st;
 
   if (x->ndims < 1)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must have rank >= 1, has %d",
@@ -49,8 +40,7 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
                               bias->name, (int)n, bias->ndims,
                               bias->ndims > 0 ? (int)bias->dims[0] : 0);
 
-  if (q8 && (st = ember_prepare_conv_int8(ctx, 0, n)) != EMBER_OK) return st;
-  if (hybrid && (st = ember_prepare_hybrid(ctx, w, 0, n, (size_t)k)) != EMBER_OK) return st;
+  if ((st = ember_prepare_weighted(ctx, 0, n, (size_t)k)) != EMBER_OK) return st;
   int32_t dims[EMBER_MAX_DIMS];
   for (int i = 0; i < x->ndims; i++) dims[i] = x->dims[i];
   dims[x->ndims - 1] = n;

@@ -203,6 +203,10 @@ typedef struct EmberWindowGeom {
 void ember_window_geom(const EmberKernelCtx *ctx, int32_t kh, int32_t kw, EmberWindowGeom *g);
 /* Checks strides and dilations >= 1 and pads >= 0. */
 EmberStatus ember_check_window(EmberKernelCtx *ctx);
+/* The dtypes of a weighted op's x, w and bias? (inputs 0, 1 and 2): all float32; or int8 x
+ * and w with an int32 bias (the int8 path); or, when hybrid_ok, float32 x and bias with int8 w
+ * (the hybrid path). */
+EmberStatus ember_check_weighted_types(EmberKernelCtx *ctx, bool hybrid_ok);
 /* The prepare checks of Conv2D and TransposeConv2D (w[O,KH,KW,C/groups]) or, when
  * `depthwise`, of DepthwiseConv2D (w[1,KH,KW,C*M]): 2 or 3 inputs (bias[O] optional) and 1
  * output, all float32 (or, for an int8 x: int8 w and int32 bias, whose quantization
@@ -212,10 +216,6 @@ EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise);
 /* The output height and width of a conv / pool with a kh x kw kernel over input 0, per axis
  * (in + pad0 + pad1 - d*(k-1) - 1) // s + 1; an error when that is < 1 or too large. */
 EmberStatus ember_window_out_hw(EmberKernelCtx *ctx, int32_t kh, int32_t kw, int32_t out_hw[2]);
-/* A convolution's reference loop, and the eval that runs it on ctx's tensors (x, w, bias?). */
-typedef void (*EmberConvReference)(const float *x, const float *w, const float *bias, float *out,
-                                   const EmberWindowGeom *g, const EmberParams *p);
-EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference);
 
 /* ---- int8 quantization (kernel_util.c; the numeric contract is docs/quantization.md) ---- */
 
@@ -294,13 +294,15 @@ void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q);
  * rescaled in float32: out = act((float)acc * (s_x * s_w[c]) + bias[c]) (ember_hybrid_out).
  * converter/quantize/dynamic.py holds the numpy reference of exactly these steps. */
 
-/* ember_check_conv, but accepting the hybrid path's int8 weights with a float32 input. */
-EmberStatus ember_check_conv_hybrid(EmberKernelCtx *ctx, bool depthwise);
 /* The hybrid path's prepare: x float32, w int8 symmetric per tensor or per channel along
  * w_axis (nch channels), bias (input 2, when present) float32; asks for `row` bytes of
  * scratch (the quantized input of one row / image). */
 EmberStatus ember_prepare_hybrid(EmberKernelCtx *ctx, const EmberTensor *w, int w_axis,
                                  int32_t nch, size_t row);
+/* The prepare of the int8 or hybrid path of a weighted op (x, w, bias? as inputs 0, 1, 2)
+ * whose dtypes ember_check_weighted_types accepted: ember_prepare_conv_int8 for an int8 x,
+ * ember_prepare_hybrid for int8 w (`row` bytes of scratch), nothing for float32. */
+EmberStatus ember_prepare_weighted(EmberKernelCtx *ctx, int w_axis, int32_t nch, size_t row);
 /* Quantizes x[0..n) into q with asymmetric int8 parameters from its range:
  *   lo = min(0, min x), hi = max(0, max x)          (NaN ignored)
  *   scale = hi / 255 - lo / 255                      (float32; 1 when that is 0 or not finite)
@@ -319,5 +321,26 @@ static inline float ember_hybrid_out(int64_t acc, float sx, float sw, const floa
   if (bias) y += bias[c];
   return ember_activate(y, p);
 }
+
+/* ---- the convolutions (kernel_util.c) ---- */
+
+/* The prepare of Conv2D or, when `depthwise`, DepthwiseConv2D: ember_check_conv with the hybrid
+ * path allowed, ember_prepare_weighted (w's output channels along axis 0, or 3 when
+ * depthwise; one image of scratch for the hybrid path), and the output [N, OH, OW, channels]
+ * (ember_window_out_hw). */
+EmberStatus ember_prepare_conv(EmberKernelCtx *ctx, bool depthwise);
+/* A convolution's float32, int8 and hybrid loops (qx: one image of scratch) ... */
+typedef void (*EmberConvReference)(const float *x, const float *w, const float *bias, float *out,
+                                   const EmberWindowGeom *g, const EmberParams *p);
+typedef void (*EmberConvReferenceInt8)(const int8_t *x, const int8_t *w, const int32_t *bias,
+                                       int8_t *out, const EmberWindowGeom *g,
+                                       const EmberParams *p, const EmberConvQuant *q);
+typedef void (*EmberConvHybrid)(const float *x, const int8_t *w, const EmberTensor *wt,
+                                const float *bias, float *out, const EmberWindowGeom *g,
+                                const EmberParams *p, int8_t *qx);
+/* ... and the eval that runs the one for ctx's tensors (x, w, bias?): reference_int8 for an
+ * int8 x, hybrid for int8 w (NULL for an op whose prepare rejects that), else reference. */
+EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference,
+                            EmberConvReferenceInt8 reference_int8, EmberConvHybrid hybrid);
 
 #endif /* EMBER_KERNEL_H */

@@ -266,16 +266,13 @@ EmberStatus ember_check_window(EmberKernelCtx *ctx) {
   return EMBER_OK;
 }
 
-static EmberStatus check_conv(EmberKernelCtx *ctx, bool depthwise, bool hybrid_ok) {
-  EmberStatus st = ember_check_io(ctx, 2, 3, 1);
-  if (st != EMBER_OK) return st;
+EmberStatus ember_check_weighted_types(EmberKernelCtx *ctx, bool hybrid_ok) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-  const int32_t groups = ctx->params->groups;
-
   const bool q8 = x->type == EMBER_INT8; /* the int8 path: int8 weights, int32 bias */
   /* the hybrid path (where the op has one): float32 x and bias, int8 weights */
   const bool hybrid = hybrid_ok && x->type == EMBER_FLOAT32 && w->type == EMBER_INT8;
+  EmberStatus st;
   if (!q8 && (st = ember_check_type(ctx, x, EMBER_FLOAT32, "input")) != EMBER_OK) return st;
   if ((st = ember_check_type(ctx, w, q8 || hybrid ? EMBER_INT8 : EMBER_FLOAT32, "weights")) !=
       EMBER_OK)
@@ -283,6 +280,16 @@ static EmberStatus check_conv(EmberKernelCtx *ctx, bool depthwise, bool hybrid_o
   if (bias &&
       (st = ember_check_type(ctx, bias, q8 ? EMBER_INT32 : EMBER_FLOAT32, "bias")) != EMBER_OK)
     return st;
+  return EMBER_OK;
+}
+
+static EmberStatus check_conv(EmberKernelCtx *ctx, bool depthwise, bool hybrid_ok) {
+  EmberStatus st = ember_check_io(ctx, 2, 3, 1);
+  if (st != EMBER_OK) return st;
+  if ((st = ember_check_weighted_types(ctx, hybrid_ok)) != EMBER_OK) return st;
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  const int32_t groups = ctx->params->groups;
 
   if (x->ndims != 4)
     return ember_kernel_error(ctx, EMBER_ERROR_SHAPE, "input '%s' must be 4-D NHWC, has %d dims",
@@ -344,10 +351,6 @@ EmberStatus ember_check_conv(EmberKernelCtx *ctx, bool depthwise) {
   return check_conv(ctx, depthwise, false);
 }
 
-EmberStatus ember_check_conv_hybrid(EmberKernelCtx *ctx, bool depthwise) {
-  return check_conv(ctx, depthwise, true);
-}
-
 /* One output dim: (in + pad0 + pad1 - d*(k-1) - 1) // s + 1, which must be >= 1. */
 static EmberStatus out_dim(EmberKernelCtx *ctx, const char *axis, int32_t in, int32_t k,
                            int32_t s, int32_t d, int32_t pad0, int32_t pad1, int32_t *out) {
@@ -378,14 +381,40 @@ EmberStatus ember_window_out_hw(EmberKernelCtx *ctx, int32_t kh, int32_t kw, int
                  p->pads[3], &out_hw[1]);
 }
 
-EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference) {
-  const EmberTensor *w = ctx->inputs[1];
+EmberStatus ember_prepare_conv(EmberKernelCtx *ctx, bool depthwise) {
+  EmberStatus st = check_conv(ctx, depthwise, true);
+  if (st != EMBER_OK) return st;
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const int w_axis = depthwise ? 3 : 0; /* of the output channels */
+  if ((st = ember_prepare_weighted(
+           ctx, w_axis, w->dims[w_axis],
+           (size_t)x->dims[1] * (size_t)x->dims[2] * (size_t)x->dims[3])) != EMBER_OK)
+    return st;
+  int32_t dims[4] = {x->dims[0], 0, 0, w->dims[w_axis]};
+  if ((st = ember_window_out_hw(ctx, w->dims[1], w->dims[2], &dims[1])) != EMBER_OK) return st;
+  return ember_set_output(ctx, ctx->outputs[0], x->type, 4, dims);
+}
+
+EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference,
+                            EmberConvReferenceInt8 reference_int8, EmberConvHybrid hybrid) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   EmberWindowGeom g;
   ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-  reference((const float *)ctx->inputs[0]->data, (const float *)w->data,
-            bias ? (const float *)bias->data : NULL, (float *)ctx->outputs[0]->data, &g,
-            ctx->params);
+  if (x->type == EMBER_INT8) {
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, out->dims[3], &q);
+    reference_int8((const int8_t *)x->data, (const int8_t *)w->data,
+                   bias ? (const int32_t *)bias->data : NULL, (int8_t *)out->data, &g,
+                   ctx->params, &q);
+  } else if (w->type == EMBER_INT8) { /* prepare only lets ops with a hybrid path get here */
+    hybrid((const float *)x->data, (const int8_t *)w->data, w,
+           bias ? (const float *)bias->data : NULL, (float *)out->data, &g, ctx->params,
+           (int8_t *)ctx->scratch);
+  } else {
+    reference((const float *)x->data, (const float *)w->data,
+              bias ? (const float *)bias->data : NULL, (float *)out->data, &g, ctx->params);
+  }
   return EMBER_OK;
 }
 
@@ -570,6 +599,13 @@ EmberStatus ember_prepare_hybrid(EmberKernelCtx *ctx, const EmberTensor *w, int 
   if (bias && (st = ember_check_type(ctx, bias, EMBER_FLOAT32, "bias")) != EMBER_OK) return st;
   if ((st = check_weight_quant(ctx, w, w_axis, nch)) != EMBER_OK) return st;
   ctx->scratch_bytes = row;
+  return EMBER_OK;
+}
+
+EmberStatus ember_prepare_weighted(EmberKernelCtx *ctx, int w_axis, int32_t nch, size_t row) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  if (x->type == EMBER_INT8) return ember_prepare_conv_int8(ctx, w_axis, nch);
+  if (w->type == EMBER_INT8) return ember_prepare_hybrid(ctx, w, w_axis, nch, row);
   return EMBER_OK;
 }
 

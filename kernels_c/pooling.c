@@ -135,16 +135,6 @@ static void pool2d_reference_int8(const int8_t *x, int8_t *out, const EmberWindo
   }
 }
 
-static EmberStatus pool2d_eval_int8(EmberKernelCtx *ctx, bool is_average) {
-  const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
-  EmberWindowGeom g;
-  ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
-  pool2d_reference_int8((const int8_t *)x->data, (int8_t *)out->data, &g, ctx->params,
-                        is_average, x->scales[0], (int32_t)x->zero_points[0], out->scales[0],
-                        (int32_t)out->zero_points[0]);
-  return EMBER_OK;
-}
-
 /* The ground truth for MaxPool2D. NaN propagates, as in numpy's max. */
 static void max_pool2d_reference(const float *x, float *out, const EmberWindowGeom *g,
                                  const EmberParams *p) {
@@ -204,23 +194,23 @@ static void average_pool2d_reference(const float *x, float *out, const EmberWind
 static EmberStatus max_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, false); }
 static EmberStatus average_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, true); }
 
-static EmberStatus max_pool2d_eval(EmberKernelCtx *ctx) {
-  if (ctx->inputs[0]->type == EMBER_INT8) return pool2d_eval_int8(ctx, false);
+static EmberStatus pool2d_eval(EmberKernelCtx *ctx, bool is_average) {
+  const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
-  max_pool2d_reference((const float *)ctx->inputs[0]->data, (float *)ctx->outputs[0]->data, &g,
-                       ctx->params);
+  if (x->type == EMBER_INT8)
+    pool2d_reference_int8((const int8_t *)x->data, (int8_t *)out->data, &g, ctx->params,
+                          is_average, x->scales[0], (int32_t)x->zero_points[0], out->scales[0],
+                          (int32_t)out->zero_points[0]);
+  else if (is_average)
+    average_pool2d_reference((const float *)x->data, (float *)out->data, &g, ctx->params);
+  else
+    max_pool2d_reference((const float *)x->data, (float *)out->data, &g, ctx->params);
   return EMBER_OK;
 }
 
-static EmberStatus average_pool2d_eval(EmberKernelCtx *ctx) {
-  if (ctx->inputs[0]->type == EMBER_INT8) return pool2d_eval_int8(ctx, true);
-  EmberWindowGeom g;
-  ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
-  average_pool2d_reference((const float *)ctx->inputs[0]->data, (float *)ctx->outputs[0]->data,
-                           &g, ctx->params);
-  return EMBER_OK;
-}
+static EmberStatus max_pool2d_eval(EmberKernelCtx *ctx) { return pool2d_eval(ctx, false); }
+static EmberStatus average_pool2d_eval(EmberKernelCtx *ctx) { return pool2d_eval(ctx, true); }
 
 const EmberKernel ember_kernel_max_pool2d = {max_pool2d_prepare, max_pool2d_eval};
 const EmberKernel ember_kernel_average_pool2d = {average_pool2d_prepare, average_pool2d_eval};

@@ -6,6 +6,7 @@
  * zero point); BILINEAR dequantizes the four taps to float32, blends them exactly as the float
  * path, rounds to float32 and quantizes with the output's parameters. */
 #include <math.h>
+#include <string.h>
 
 #include "kernel.h"
 
@@ -130,53 +131,16 @@ static void linear_taps(double x, int64_t len, int64_t *i0, int64_t *i1, double 
   *frac = x - fl;
 }
 
-/* The int8 path: same coordinates and blend as resize_eval on dequantized taps. */
-static void resize_int8(const EmberTensor *in, EmberTensor *out, const EmberParams *p,
-                        const Axis ax[2]) {
-  const size_t N = (size_t)in->dims[0], H = (size_t)in->dims[1], W = (size_t)in->dims[2],
-               C = (size_t)in->dims[3];
-  const size_t OH = (size_t)out->dims[1], OW = (size_t)out->dims[2];
-  const int8_t *x = in->data;
-  int8_t *y = out->data;
-  const float sx = in->scales[0], so = out->scales[0];
-  const int32_t zx = (int32_t)in->zero_points[0], zo = (int32_t)out->zero_points[0];
-  const int cm = p->coordinate_mode;
-  for (size_t n = 0; n < N; n++) {
-    const int8_t *xn = x + n * H * W * C;
-    for (size_t oh = 0; oh < OH; oh++) {
-      const double sh = source_coord(cm, (int64_t)oh, &ax[0]);
-      for (size_t ow = 0; ow < OW; ow++) {
-        const double sw = source_coord(cm, (int64_t)ow, &ax[1]);
-        int8_t *yp = y + ((n * OH + oh) * OW + ow) * C;
-        if (p->resize_mode == EMBER_RESIZE_NEAREST) {
-          const size_t ih = (size_t)nearest_index(p->nearest_mode, sh, ax[0].in);
-          const size_t iw = (size_t)nearest_index(p->nearest_mode, sw, ax[1].in);
-          const int8_t *xp = xn + (ih * W + iw) * C;
-          for (size_t c = 0; c < C; c++) yp[c] = xp[c];
-        } else {
-          int64_t h0, h1, w0, w1;
-          double fh, fw;
-          linear_taps(sh, ax[0].in, &h0, &h1, &fh);
-          linear_taps(sw, ax[1].in, &w0, &w1, &fw);
-          const int8_t *p00 = xn + ((size_t)h0 * W + (size_t)w0) * C;
-          const int8_t *p01 = xn + ((size_t)h0 * W + (size_t)w1) * C;
-          const int8_t *p10 = xn + ((size_t)h1 * W + (size_t)w0) * C;
-          const int8_t *p11 = xn + ((size_t)h1 * W + (size_t)w1) * C;
-          for (size_t c = 0; c < C; c++) {
-            const double v00 = ember_dequantize_i8(p00[c], sx, zx);
-            const double v01 = ember_dequantize_i8(p01[c], sx, zx);
-            const double v10 = ember_dequantize_i8(p10[c], sx, zx);
-            const double v11 = ember_dequantize_i8(p11[c], sx, zx);
-            const double a = v00 * (1.0 - fh) + v10 * fh;
-            const double b = v01 * (1.0 - fh) + v11 * fh;
-            yp[c] = ember_quantize_f32((float)(a * (1.0 - fw) + b * fw), so, zo);
-          }
-        }
-      }
-    }
-  }
+/* The bilinear blend of one channel's taps v[h][w] (h0/h1, w0/w1): along H first, then W. */
+static double blend(double v00, double v01, double v10, double v11, double fh, double fw) {
+  const double a = v00 * (1.0 - fh) + v10 * fh;
+  const double b = v01 * (1.0 - fh) + v11 * fh;
+  return a * (1.0 - fw) + b * fw;
 }
 
+/* Both dtypes share the coordinates: NEAREST copies the input pixel (int8: x and out share
+ * scale and zero point); BILINEAR blends the four taps, int8 ones dequantized, and int8
+ * quantizes the float32 result with the output's parameters. */
 static EmberStatus resize_eval(EmberKernelCtx *ctx) {
   const EmberTensor *in = ctx->inputs[0];
   EmberTensor *out = ctx->outputs[0];
@@ -184,44 +148,49 @@ static EmberStatus resize_eval(EmberKernelCtx *ctx) {
   if (ember_num_elements(out) == 0) return EMBER_OK;
   Axis ax[2];
   get_axes(p, in, ax);
-  if (in->type == EMBER_INT8) {
-    resize_int8(in, out, p, ax);
-    return EMBER_OK;
-  }
   const size_t N = (size_t)in->dims[0], H = (size_t)in->dims[1], W = (size_t)in->dims[2],
                C = (size_t)in->dims[3];
   const size_t OH = (size_t)out->dims[1], OW = (size_t)out->dims[2];
-  const float *x = in->data;
-  float *y = out->data;
+  const size_t es = ember_type_size(in->type);
   const int cm = p->coordinate_mode;
 
   for (size_t n = 0; n < N; n++) {
-    const float *xn = x + n * H * W * C;
     for (size_t oh = 0; oh < OH; oh++) {
       const double sh = source_coord(cm, (int64_t)oh, &ax[0]);
       for (size_t ow = 0; ow < OW; ow++) {
         const double sw = source_coord(cm, (int64_t)ow, &ax[1]);
-        float *yp = y + ((n * OH + oh) * OW + ow) * C;
+        const size_t dst = ((n * OH + oh) * OW + ow) * C;
         if (p->resize_mode == EMBER_RESIZE_NEAREST) {
           const size_t ih = (size_t)nearest_index(p->nearest_mode, sh, ax[0].in);
           const size_t iw = (size_t)nearest_index(p->nearest_mode, sw, ax[1].in);
-          const float *xp = xn + (ih * W + iw) * C;
-          for (size_t c = 0; c < C; c++) yp[c] = xp[c];
+          memcpy((char *)out->data + dst * es,
+                 (const char *)in->data + ((n * H + ih) * W + iw) * C * es, C * es);
+          continue;
+        }
+        int64_t h0, h1, w0, w1;
+        double fh, fw;
+        linear_taps(sh, ax[0].in, &h0, &h1, &fh);
+        linear_taps(sw, ax[1].in, &w0, &w1, &fw);
+        const size_t r0 = (n * H + (size_t)h0) * W, r1 = (n * H + (size_t)h1) * W;
+        const size_t t00 = (r0 + (size_t)w0) * C, t01 = (r0 + (size_t)w1) * C,
+                     t10 = (r1 + (size_t)w0) * C, t11 = (r1 + (size_t)w1) * C;
+        if (in->type == EMBER_INT8) {
+          const int8_t *x = in->data;
+          int8_t *y = out->data;
+          const float sx = in->scales[0], so = out->scales[0];
+          const int32_t zx = (int32_t)in->zero_points[0], zo = (int32_t)out->zero_points[0];
+          for (size_t c = 0; c < C; c++)
+            y[dst + c] = ember_quantize_f32(
+                (float)blend(ember_dequantize_i8(x[t00 + c], sx, zx),
+                             ember_dequantize_i8(x[t01 + c], sx, zx),
+                             ember_dequantize_i8(x[t10 + c], sx, zx),
+                             ember_dequantize_i8(x[t11 + c], sx, zx), fh, fw),
+                so, zo);
         } else {
-          int64_t h0, h1, w0, w1;
-          double fh, fw;
-          linear_taps(sh, ax[0].in, &h0, &h1, &fh);
-          linear_taps(sw, ax[1].in, &w0, &w1, &fw);
-          const float *p00 = xn + ((size_t)h0 * W + (size_t)w0) * C;
-          const float *p01 = xn + ((size_t)h0 * W + (size_t)w1) * C;
-          const float *p10 = xn + ((size_t)h1 * W + (size_t)w0) * C;
-          const float *p11 = xn + ((size_t)h1 * W + (size_t)w1) * C;
-          for (size_t c = 0; c < C; c++) {
-            /* along H first, then along W */
-            const double a = (double)p00[c] * (1.0 - fh) + (double)p10[c] * fh;
-            const double b = (double)p01[c] * (1.0 - fh) + (double)p11[c] * fh;
-            yp[c] = (float)(a * (1.0 - fw) + b * fw);
-          }
+          const float *x = in->data;
+          float *y = out->data;
+          for (size_t c = 0; c < C; c++)
+            y[dst + c] = (float)blend(x[t00 + c], x[t01 + c], x[t10 + c], x[t11 + c], fh, fw);
         }
       }
     }

@@ -127,21 +127,8 @@ static void transpose_conv2d_reference_int8(const int8_t *x, const int8_t *w, co
   }
 }
 
-static EmberStatus transpose_conv2d_eval(EmberKernelCtx *ctx) {
-  if (ctx->inputs[0]->type == EMBER_INT8) {
-    const EmberTensor *w = ctx->inputs[1];
-    const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-    EmberConvQuant q;
-    ember_conv_int8_setup(ctx, w->dims[0], &q);
-    EmberWindowGeom g;
-    ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
-    transpose_conv2d_reference_int8((const int8_t *)ctx->inputs[0]->data,
-                                    (const int8_t *)w->data,
-                                    bias ? (const int32_t *)bias->data : NULL,
-                                    (int8_t *)ctx->outputs[0]->data, &g, ctx->params, &q);
-    return EMBER_OK;
-  }
-  return ember_conv_eval(ctx, transpose_conv2d_reference);
+static EmberStatus transpose_conv2d_eval(EmberKernelCtx *ctx) { /* no hybrid path */
+  return ember_conv_eval(ctx, transpose_conv2d_reference, transpose_conv2d_reference_int8, NULL);
 }
 
 const EmberKernel ember_kernel_transpose_conv2d = {transpose_conv2d_prepare,

@@ -81,7 +81,7 @@ def test_matches_onnxruntime(fixture, batch):
     model, src, ckpt, shapes = converted(fixture, batch)
     assert [_sha(p) for p in (src, ckpt) if p] == before, "the converter modified its source"
     for seed in (0, 1):
-        errors = verify(src, model, checkpoint=ckpt, input_shapes=shapes, seed=seed)
+        errors = verify(src, model, checkpoint=ckpt, seed=seed)
         assert errors, "no outputs compared"
         for name, (max_abs, max_rel) in errors.items():
             assert max_rel <= 1e-4, f"{fixture} batch {batch} output {name}: max abs error " \

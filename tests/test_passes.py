@@ -19,17 +19,17 @@ from ember.converter import passes
 from ember.converter.passes import (cancel_transposes, cse, dce, fold_batchnorm, fold_constants,
                                     fold_pad, fully_connected_bias, fuse_activation, hard_swish,
                                     io_layout, remove_noops)
+from util import Builder
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
 
 
-class B:
+class B(Builder):
     """Builds an ir.Graph node by node; output shapes come from the reference ops."""
 
     def __init__(self, seed=0):
-        self.g = ir.Graph()
-        self.values = {}
+        super().__init__()
         self.rng = np.random.default_rng(seed)
 
     def input(self, name, shape, dtype=np.float32):
@@ -48,16 +48,7 @@ class B:
         return self.const(self.rng.standard_normal(shape) * scale, name)
 
     def op(self, op, inputs, attrs=None, n=1):
-        outs = reference_ops.run(op, [self.values[i] if i else None for i in inputs],
-                                 attrs or {}, num_outputs=n)
-        names = []
-        for y in outs:
-            name = self.g.unique_name(f"{op.lower()}_out")
-            self.g.add_tensor(name, y.dtype, y.shape)
-            self.values[name] = y
-            names.append(name)
-        self.g.add_node(op, inputs, names, attrs, name=self.g.unique_name(op.lower()))
-        return names if n > 1 else names[0]
+        return super().op(op, inputs, attrs, num_outputs=n)
 
     def out(self, *names):
         self.g.outputs = list(names)

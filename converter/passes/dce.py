@@ -18,11 +18,16 @@ def run(graph: ir.Graph) -> int:
             needed.update(t for t in node.inputs if t)
     count = len(graph.nodes) - len(keep)
     graph.nodes = keep[::-1]
+    return count + drop_unused_tensors(graph)
+
+
+def drop_unused_tensors(graph: ir.Graph) -> int:
+    """Removes the tensors no node, graph input or graph output refers to; returns how many."""
     referenced = set(graph.inputs) | set(graph.outputs)
     for node in graph.nodes:
         referenced.update(t for t in node.inputs if t)
         referenced.update(node.outputs)
-    for name in [t for t in graph.tensors if t not in referenced]:
+    unused = [t for t in graph.tensors if t not in referenced]
+    for name in unused:
         del graph.tensors[name]
-        count += 1
-    return count
+    return len(unused)

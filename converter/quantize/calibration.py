@@ -245,8 +245,6 @@ class NodeError(ValueError):
 def evaluate(graph: ir.Graph, feeds: dict) -> dict:
     """Every tensor's value ({name: array}, constants included) after running the graph on
     `feeds`, with the reference ops (int8 nodes through int8_ops), as reference_ops.run_graph."""
-    from . import int8_ops
-
     values: dict = {t.name: t.data for t in graph.tensors.values() if t.data is not None}
     for name in graph.inputs:
         if name not in feeds:
@@ -254,19 +252,8 @@ def evaluate(graph: ir.Graph, feeds: dict) -> dict:
         values[name] = np.asarray(feeds[name])
     for node in graph.nodes:
         args = [values[t] if t else None for t in node.inputs]
-        attrs = dict(node.attrs)
-        if node.op == "Cast" and "to" not in attrs:
-            attrs["to"] = graph.tensors[node.outputs[0]].dtype
-        in_q = [graph.tensors[t].quant if t else None for t in node.inputs]
         try:
-            if node.op in ("Quantize", "Dequantize") or any(
-                    q is not None and v is not None and np.asarray(v).dtype == np.int8
-                    for v, q in zip(args, in_q)):
-                outs = int8_ops.run(node.op, args, attrs, in_q,
-                                    [graph.tensors[t].quant for t in node.outputs],
-                                    num_outputs=len(node.outputs))
-            else:
-                outs = reference_ops.run(node.op, args, attrs, num_outputs=len(node.outputs))
+            outs = reference_ops._run_node(graph, node, args)
         except ValueError as e:
             raise NodeError(node, f"node '{node.name}' ({node.op}): {e}") from e
         values.update(zip(node.outputs, outs))

@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import ConversionError
+from ..passes.dce import drop_unused_tensors
 from . import int8_ops
 from .calibration import (METHODS, NodeError, Observer, Progress, evaluate, fake_quantize,
                           qparams)
@@ -478,12 +479,7 @@ class _Plan:
 
     def drop_unused(self):
         g = self.g
-        used = set(g.inputs) | set(g.outputs)
-        for n in g.nodes:
-            used.update(t for t in n.inputs if t)
-            used.update(n.outputs)
-        for name in [k for k in g.tensors if k not in used]:
-            del g.tensors[name]
+        drop_unused_tensors(g)
         # a quantized constant takes its float constant's name when that one is gone
         for new, old in self.const_origin.items():
             if new in g.tensors and old not in g.tensors:

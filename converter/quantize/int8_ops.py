@@ -94,19 +94,23 @@ def _along(values, axis, ndim):
     return values.reshape(shape)
 
 
+def _params_for(what, x, scale, zero_point, axis):
+    """scale (float32) and zero point (int64) shaped to broadcast against x: scalars, or along
+    `axis` when scale has several values."""
+    scale = np.asarray(scale, dtype=np.float32).reshape(-1)
+    zp = np.asarray(zero_point, dtype=np.int64).reshape(-1)
+    if scale.size == 1:
+        return scale.reshape(()), zp.reshape(())
+    if axis is None or not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
+        raise ValueError(f"{what}: {scale.size} scales do not fit axis {axis} of shape {x.shape}")
+    return _along(scale, axis % x.ndim, x.ndim), _along(zp, axis % x.ndim, x.ndim)
+
+
 def quantize(x, scale, zero_point, axis=None) -> np.ndarray:
     """Quantize float32 -> int8: clamp(round_half_away(x / scale) + zp, -128, 127) with x / scale
     a float32 division; NaN gives zp. Per axis when scale has several values (along `axis`)."""
     x = np.asarray(x, dtype=np.float32)
-    scale = np.asarray(scale, dtype=np.float32).reshape(-1)
-    zp = np.asarray(zero_point, dtype=np.int64).reshape(-1)
-    if scale.size > 1:
-        if axis is None or not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
-            raise ValueError(f"quantize: {scale.size} scales do not fit axis {axis} of "
-                             f"shape {x.shape}")
-        scale, zp = _along(scale, axis % x.ndim, x.ndim), _along(zp, axis % x.ndim, x.ndim)
-    else:
-        scale, zp = scale.reshape(()), zp.reshape(())
+    scale, zp = _params_for("quantize", x, scale, zero_point, axis)
     with np.errstate(all="ignore"):
         v = x / scale  # float32 / float32: float32
         t = np.clip(_round_half_away(v.astype(np.float64)) + zp, -128, 127)
@@ -117,15 +121,7 @@ def quantize(x, scale, zero_point, axis=None) -> np.ndarray:
 def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:
     """Dequantize int8 -> float32: scale * (float32)(q - zp), in float32."""
     q = np.asarray(q)
-    scale = np.asarray(scale, dtype=np.float32).reshape(-1)
-    zp = np.asarray(zero_point, dtype=np.int64).reshape(-1)
-    if scale.size > 1:
-        if axis is None or not -q.ndim <= axis < q.ndim or q.shape[axis] != scale.size:
-            raise ValueError(f"dequantize: {scale.size} scales do not fit axis {axis} of "
-                             f"shape {q.shape}")
-        scale, zp = _along(scale, axis % q.ndim, q.ndim), _along(zp, axis % q.ndim, q.ndim)
-    else:
-        scale, zp = scale.reshape(()), zp.reshape(())
+    scale, zp = _params_for("dequantize", q, scale, zero_point, axis)
     return (scale * (q.astype(np.int64) - zp).astype(np.float32)).astype(np.float32)
 
 
@@ -283,7 +279,9 @@ def _bias(op, bias, q, nch, sx, sw):
     return bias.astype(np.int64)
 
 
-def _finish(acc, m, shift, zo, lo, hi) -> np.ndarray:
+def _finish(acc, m, shift, zo, lo, hi, bias=None) -> np.ndarray:
+    if bias is not None:
+        acc = acc + bias
     return np.clip(requantize(acc, m, shift) + zo, lo, hi).astype(np.int8)
 
 
@@ -308,108 +306,56 @@ def _check_conv_shapes(op, x, w, a, grouped=True):
     _need_int8(op, x)
     ref._check_rank(op, x, 4)
     ref._check_rank(op, w, 4, "weights")
-    if not grouped:
-        return 1
-    c, o, cg = x.shape[3], w.shape[0], w.shape[3]
-    groups = int(a["groups"])
-    if groups < 1 or o % groups or c % groups or c != groups * cg:
-        raise ValueError(f"{op}: groups={groups} does not fit input channels {c} and "
-                         f"weights {w.shape}")
-    return groups
+    return ref._conv_groups(x, w, a) if grouped else 1
+
+
+# The sums are the float reference's (reference_ops._conv2d_sum, ...) in int64 on x - zp_x:
+# the zero padding is then the zero point.
 
 
 def conv2d(xs, a, iq, oq, num_outputs):
     op, x, w = a.op, xs[0], xs[1]
     groups = _check_conv_shapes(op, x, w, a)
-    n, h, wd, c = x.shape
-    o, kh, kw, cg = w.shape
-    strides, dils, pads, oh, ow = ref._window_geometry(op, x, kh, kw, a)
-    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 0, o)
-    og = o // groups
-    xp = ref._pad_hw(x.astype(np.int64) - zx, pads)  # padding is the zero point: 0 after - zx
-    wg = w.astype(np.int64).reshape(groups, og, kh, kw, cg)
-    acc = np.zeros((n, oh, ow, groups, og), dtype=np.int64)
-    for i, j, view in ref._windows(xp, kh, kw, strides, dils, oh, ow):
-        acc += np.einsum("nhwgc,goc->nhwgo", view.reshape(n, oh, ow, groups, cg),
-                         wg[:, :, i, j, :], optimize=True)
-    acc = acc.reshape(n, oh, ow, o)
-    if b is not None:
-        acc = acc + b
-    return [_finish(acc, m, shift, zo, lo, hi)]
+    geometry = ref._window_geometry(op, x, w.shape[1], w.shape[2], a)
+    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 0, w.shape[0])
+    acc = ref._conv2d_sum(x.astype(np.int64) - zx, w.astype(np.int64), groups, geometry)
+    return [_finish(acc, m, shift, zo, lo, hi, b)]
 
 
 def depthwise_conv2d(xs, a, iq, oq, num_outputs):
     op, x, w = a.op, xs[0], xs[1]
     _check_conv_shapes(op, x, w, a, grouped=False)
-    n, h, wd, c = x.shape
-    one, kh, kw, cm = w.shape
-    if one != 1 or c == 0 or cm % c:
-        raise ValueError(f"{op}: weights must be [1, KH, KW, C*M] with C={c}, got {w.shape}")
-    mult = cm // c
-    strides, dils, pads, oh, ow = ref._window_geometry(op, x, kh, kw, a)
-    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 3, cm)
-    xp = np.repeat(ref._pad_hw(x.astype(np.int64) - zx, pads), mult, axis=3)
-    w64 = w.astype(np.int64)
-    acc = np.zeros((n, oh, ow, cm), dtype=np.int64)
-    for i, j, view in ref._windows(xp, kh, kw, strides, dils, oh, ow):
-        acc += view * w64[0, i, j, :]
-    if b is not None:
-        acc = acc + b
-    return [_finish(acc, m, shift, zo, lo, hi)]
+    ref._check_depthwise(op, x, w)
+    geometry = ref._window_geometry(op, x, w.shape[1], w.shape[2], a)
+    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 3, w.shape[3])
+    acc = ref._depthwise_sum(x.astype(np.int64) - zx, w.astype(np.int64), geometry)
+    return [_finish(acc, m, shift, zo, lo, hi, b)]
 
 
 def transpose_conv2d(xs, a, iq, oq, num_outputs):
     op, x, w = a.op, xs[0], xs[1]
     groups = _check_conv_shapes(op, x, w, a)
-    n, h, wd, c = x.shape
-    o, kh, kw, cg = w.shape
-    sh, sw = a.ints("strides", 2, 1)
-    dh, dw = a.ints("dilations", 2, 1)
-    top, left, bottom, right = a.ints("pads", 4, 0)
-    ph, pw = a.ints("output_padding", 2, 0)
-    oh = (h - 1) * sh - top - bottom + dh * (kh - 1) + ph + 1
-    ow = (wd - 1) * sw - left - right + dw * (kw - 1) + pw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{op}: output size would be {oh}x{ow}")
-    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 0, o)
-    og = o // groups
-    full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + oh)
-    full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + ow)
-    full = np.zeros((n, full_h, full_w, groups, og), dtype=np.int64)
-    xg = (x.astype(np.int64) - zx).reshape(n, h, wd, groups, cg)
-    wg = w.astype(np.int64).reshape(groups, og, kh, kw, cg)
-    for i in range(kh):
-        for j in range(kw):
-            contrib = np.einsum("nhwgc,goc->nhwgo", xg, wg[:, :, i, j, :], optimize=True)
-            full[:, i * dh:i * dh + sh * h:sh, j * dw:j * dw + sw * wd:sw] += contrib
-    acc = full[:, top:top + oh, left:left + ow].reshape(n, oh, ow, o)
-    if b is not None:
-        acc = acc + b
-    return [_finish(acc, m, shift, zo, lo, hi)]
+    geometry = ref._transpose_geometry(op, x, w.shape[1], w.shape[2], a)
+    zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 0, w.shape[0])
+    acc = ref._transpose_conv2d_sum(x.astype(np.int64) - zx, w.astype(np.int64), groups,
+                                    geometry)
+    return [_finish(acc, m, shift, zo, lo, hi, b)]
 
 
 def fully_connected(xs, a, iq, oq, num_outputs):
     op, x, w = a.op, xs[0], xs[1]
     _need_int8(op, x)
-    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"{op}: needs x[..., K] and w[N, K], got {x.shape} and {w.shape}")
+    ref._check_fully_connected(op, x, w)
     zx, m, shift, zo, lo, hi, b = _conv_setup(op, xs, a, iq, oq, 0, w.shape[0])
     acc = (x.astype(np.int64) - zx) @ w.astype(np.int64).T
-    if b is not None:
-        acc = acc + b
-    return [_finish(acc, m, shift, zo, lo, hi)]
+    return [_finish(acc, m, shift, zo, lo, hi, b)]
 
 
 def batch_matmul(xs, a, iq, oq, num_outputs):
     op, x, y = a.op, xs[0], xs[1]
     _need_int8(op, x)
     _need_int8(op, y)
-    if x.ndim < 2 or y.ndim < 2 or x.shape[-1] != y.shape[-2]:
-        raise ValueError(f"{op}: needs a[..., M, K] and b[..., K, N], got {x.shape}, {y.shape}")
-    try:
-        np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
-    except ValueError:
-        raise ValueError(f"{op}: batch dims of {x.shape} and {y.shape} do not broadcast") from None
+    ref._check_batch_matmul(op, x, y)
     sa, za = _per_tensor(iq[0], op, "input 0")
     sb, zb = _per_tensor(iq[1], op, "input 1")
     so, zo = _per_tensor(oq[0], op, "output")
