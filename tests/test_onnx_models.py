@@ -295,3 +295,23 @@ def test_digits_example_script(tmp_path):
                         "--runs", "5"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "accuracy on the test split" in r.stdout and out.exists()
+
+
+# -- every fixture also converts with each quantization mode ----------------------------------
+
+@pytest.mark.parametrize("mode", ["int8", "dynamic", "float16"])
+@pytest.mark.parametrize("fixture", sorted(FIXTURES))
+def test_quantized_modes_convert_and_stay_close(fixture, mode):
+    """Every model the converter handles also converts quantized, runs, and stays near the
+    float model on inputs like its calibration data (int8: 32 calibration samples)."""
+    src, ckpt, shape = FIXTURES[fixture]
+    src, ckpt = _path(src), _path(ckpt)
+    rng = np.random.default_rng(5)
+    samples = [{_input_name(src): rng.standard_normal((1, *shape)).astype(np.float32)}
+               for _ in range(32)]
+    model = convert(src, checkpoint=ckpt, quantize=mode,
+                    calibration=samples if mode == "int8" else None)
+    errors = verify(src, model, checkpoint=ckpt, inputs=samples[:4])
+    limit = {"float16": 1e-2, "dynamic": 0.1, "int8": 0.1}[mode]
+    for name, (_, max_rel) in errors.items():
+        assert max_rel <= limit, f"{fixture} {mode} output {name}: {max_rel:.3g} of the range"
