@@ -162,10 +162,12 @@ class _Writer:
     def quantization(self, q: ir.Quantization) -> int:
         Q = _fb("Quantization")
         scale = self._vector("float[]", q.scale.tolist())
-        zp = self._vector("long[]", q.zero_point.tolist())
+        # all-zero zero points (symmetric weights) are left out: 8 bytes per channel saved
+        zp = self._vector("long[]", q.zero_point.tolist()) if q.zero_point.any() else None
         Q.QuantizationStart(self.b)
         Q.QuantizationAddScale(self.b, scale)
-        Q.QuantizationAddZeroPoint(self.b, zp)
+        if zp is not None:
+            Q.QuantizationAddZeroPoint(self.b, zp)
         Q.QuantizationAddAxis(self.b, q.axis)
         return Q.QuantizationEnd(self.b)
 

@@ -321,7 +321,7 @@ static bool load_tensor(Loader *L, int index, const FbTable *tt, const FbVector 
     FbVector sv, zv;
     if (!fb_vector(r, &qt, QUANT_SCALE, 4, &sv) || !fb_vector(r, &qt, QUANT_ZERO_POINT, 8, &zv))
       return false;
-    if (sv.len != zv.len)
+    if (sv.len != zv.len && zv.len != 0) /* no zero points: all 0 (symmetric weights) */
       return fail(L, "tensor %d '%s' has %u scales but %u zero points", index, t->name, sv.len,
                   zv.len);
     int32_t axis = fb_i32(r, &qt, QUANT_AXIS, 0);
@@ -334,7 +334,7 @@ static bool load_tensor(Loader *L, int index, const FbTable *tt, const FbVector 
     t->zero_points = *zp_pool;
     for (uint32_t i = 0; i < sv.len; i++) {
       (*scale_pool)[i] = fb_vec_f32(r, &sv, i);
-      (*zp_pool)[i] = fb_vec_i64(r, &zv, i);
+      (*zp_pool)[i] = zv.len ? fb_vec_i64(r, &zv, i) : 0;
       if (!((*scale_pool)[i] >= 0.0f) || !isfinite((*scale_pool)[i]))
         return fail(L, "tensor %d '%s' has invalid scale", index, t->name);
     }
