@@ -172,6 +172,8 @@ def test_per_axis_quantization_is_stored():
     d = next(t for t in it.get_tensor_details() if t["name"] == "w")
     np.testing.assert_allclose(d["quantization_parameters"]["scales"], [0.1, 0.2, 0.3], rtol=1e-6)
     assert d["quantization_parameters"]["quantized_dimension"] == 0
+    # all-zero zero points are not stored; they read back as zeros
+    assert d["quantization_parameters"]["zero_points"].tolist() == [0, 0, 0]
 
 
 def test_zoo_model_matches_reference_graph():
