@@ -15,15 +15,25 @@ def _source_name(src) -> str:
     return os.path.basename(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else "<ModelProto>"
 
 
-def load(src, checkpoint=None, input_shapes=None, outputs=None) -> ir.Graph:
-    """The source model as an IR graph (before optimization)."""
+def load(src, checkpoint=None, input_shapes=None, outputs=None, signature=None) -> ir.Graph:
+    """The source model as an IR graph (before optimization): an ONNX file (or ModelProto),
+    a TensorFlow GraphDef (.pb / .pbtxt) or a SavedModel folder (`signature` picks its
+    signature, default serving_default)."""
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         if not os.path.exists(path):
             raise ConversionError(f"{path}: no such file")
+        from .frontends.tensorflow import is_tensorflow_source, load_tensorflow
+
+        if is_tensorflow_source(path):
+            return load_tensorflow(path, checkpoint=checkpoint, input_shapes=input_shapes,
+                                   outputs=outputs, signature=signature)
         if not path.lower().endswith(".onnx"):
-            raise ConversionError(f"{path}: not an ONNX file (.onnx); the TensorFlow frontend is "
-                                  "not available yet")
+            raise ConversionError(f"{path}: not a model Ember reads (an .onnx file, a "
+                                  "TensorFlow .pb / .pbtxt GraphDef or a SavedModel folder)")
+    if signature is not None:
+        raise ConversionError(f"signature='{signature}' is for TensorFlow SavedModels; an ONNX "
+                              "model has none")
     from .frontends.onnx import load_onnx
 
     return load_onnx(src, checkpoint=checkpoint, input_shapes=input_shapes, outputs=outputs)
@@ -35,7 +45,7 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "auto")
 
 def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
                   outputs=None, keep_io_layout=False, calibration_method="percentile",
-                  io="float32", progress=False) -> tuple[ir.Graph, dict]:
+                  io="float32", progress=False, signature=None) -> tuple[ir.Graph, dict]:
     """(optimized graph, statistics) of the source model. With quantize="int8" the statistics
     hold the quantization report under "quantization"."""
     if quantize is not None and quantize not in QUANTIZE_MODES:
@@ -53,7 +63,7 @@ def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_s
                               if io == "int8" else f"io={io!r}: choose float32 or int8")
     from .passes import optimize
 
-    graph = load(src, checkpoint, input_shapes, outputs)
+    graph = load(src, checkpoint, input_shapes, outputs, signature)
     stats = optimize(graph, keep_io_layout=keep_io_layout)
     for key in ("source_nodes", "source_folded"):
         if key in graph.metadata:
@@ -74,7 +84,8 @@ def convert_graph(src, checkpoint=None, quantize=None, calibration=None, input_s
     graph.metadata["source"] = _source_name(src)
     options = {"checkpoint": os.fspath(checkpoint) if checkpoint else None,
                "input_shapes": input_shapes, "outputs": outputs, "keep_io_layout": keep_io_layout,
-               "quantize": quantize, "io": io if quantize == "int8" else None,
+               "signature": signature, "quantize": quantize,
+               "io": io if quantize == "int8" else None,
                "calibration_method": calibration_method if quantize == "int8" else None}
     graph.metadata["conversion_options"] = json.dumps({k: v for k, v in options.items() if v})
     graph.metadata["conversion_stats"] = json.dumps({k: v for k, v in stats.items()
@@ -92,14 +103,15 @@ def _quantize_int8(graph, calibration, method, io, progress):
 
 def convert(src, out=None, checkpoint=None, quantize=None, calibration=None, input_shapes=None,
             outputs=None, keep_io_layout=False, calibration_method="percentile",
-            io="float32") -> bytes:
-    """Converts `src` (a path or an onnx.ModelProto) and returns the .ember bytes; writes them
+            io="float32", signature=None) -> bytes:
+    """Converts `src` (a path: .onnx, TensorFlow .pb / .pbtxt or SavedModel folder; or an
+    onnx.ModelProto) and returns the .ember bytes; writes them
     to `out` too when given (atomically; the source is never modified).
 
     quantize: None (float32), "int8" (needs `calibration`: an .npz / .npy / folder of .npy, or
     an iterable of {input name: array}), "dynamic" or "float16"."""
     graph, _ = convert_graph(src, checkpoint, quantize, calibration, input_shapes, outputs,
-                             keep_io_layout, calibration_method, io)
+                             keep_io_layout, calibration_method, io, signature=signature)
     data = serialize.serialize(graph)
     if out is not None:
         if isinstance(src, (str, os.PathLike)) and os.path.abspath(out) == os.path.abspath(src):
@@ -124,6 +136,13 @@ def verify(src, model: bytes, checkpoint=None, inputs=None, seed=0) -> dict:
     import ember
 
     from .frontends.onnx import read_model
+
+    if isinstance(src, (str, os.PathLike)) and not os.fspath(src).lower().endswith(".onnx"):
+        from .frontends.tensorflow import is_tensorflow_source
+
+        if is_tensorflow_source(src):
+            raise ConversionError(f"{_source_name(src)}: verify runs the source model with "
+                                  "onnxruntime, so it takes ONNX sources only")
 
     proto = read_model(src, checkpoint=checkpoint)
     it = ember.Interpreter(model_content=model)

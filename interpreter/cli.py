@@ -218,7 +218,7 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
         times.append(time.perf_counter() - t0)
         if profile:
             for n in it.get_node_details():
-                per_node.setdefault(n["index"], [n["op"], n["name"], 0.0])[2] += n["time"]
+                per_node.setdefault(n["index"], [n["op"], n["name"], []])[2].append(n["time"])
     t = np.array(times) * 1e3
     result = {
         "model": path, "threads": threads, "runs": runs, "warmup": warmup,
@@ -226,11 +226,12 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
         "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()),
         "arena_bytes": it.arena_size,
     }
-    if profile:
-        total = sum(v[2] for v in per_node.values()) or 1.0
+    if profile:  # per node the median over the runs, like the latency figures
+        medians = {k: float(np.median(v[2])) * 1e3 for k, v in per_node.items()}
+        total = sum(medians.values()) or 1.0
         result["profile"] = sorted(
-            ({"node": k, "op": v[0], "name": v[1], "ms": v[2] / runs * 1e3,
-              "percent": 100.0 * v[2] / total} for k, v in per_node.items()),
+            ({"node": k, "op": v[0], "name": v[1], "ms": medians[k],
+              "percent": 100.0 * medians[k] / total} for k, v in per_node.items()),
             key=lambda r: -r["ms"])
     return result
 
@@ -284,7 +285,7 @@ def cmd_convert(args) -> int:
                                      input_shapes=_parse_shapes(args.input_shape), outputs=outputs,
                                      keep_io_layout=args.keep_io_layout,
                                      calibration_method=args.calibration_method, io=args.io,
-                                     progress=not args.json)
+                                     progress=not args.json, signature=args.signature)
         size = serialize.save(graph, args.output)
     except ConversionError as e:
         raise UserError(str(e)) from None
@@ -303,6 +304,8 @@ def cmd_convert(args) -> int:
 
             print(format_report(report))
     if args.verify:
+        if not os.fspath(args.model).lower().endswith(".onnx"):
+            raise UserError("--verify runs the source model with onnxruntime: ONNX sources only")
         try:
             samples = None
             if args.quantize == "int8":  # int8 ranges fit the calibration data: verify on it
@@ -334,10 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version="ember 0.1.0")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("convert", help="convert an ONNX model to .ember")
-    s.add_argument("model", help="an .onnx file")
+    s = sub.add_parser("convert", help="convert an ONNX or TensorFlow model to .ember")
+    s.add_argument("model", help="an .onnx file, a TensorFlow GraphDef (.pb, .pbtxt) or a "
+                                 "SavedModel folder")
     s.add_argument("-o", "--output", required=True, metavar="OUT.ember")
-    s.add_argument("--checkpoint", help="weights: .npz, .safetensors or ONNX external data")
+    s.add_argument("--checkpoint", help="weights: .npz, .safetensors or ONNX external data; "
+                                        "for a TensorFlow GraphDef a checkpoint V2 PREFIX")
+    s.add_argument("--signature", help="the SavedModel signature to convert "
+                                       "(default serving_default)")
     s.add_argument("--quantize", choices=["int8", "dynamic", "float16"])
     s.add_argument("--calibration", metavar="DATA",
                    help="representative inputs for int8: .npz (one array per input), .npy "
