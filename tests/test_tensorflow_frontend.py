@@ -1,8 +1,9 @@
 """The TensorFlow frontend (converter/frontends/tensorflow.py) on the fixtures of
 tests/data/tf/ (made by tests/data/tf/make_tf_fixtures.py; TensorFlow is never imported
 here): frozen GraphDefs (.pb, .pbtxt), an unfrozen GraphDef + checkpoint V2, a TF1 SavedModel
-and Keras SavedModels (model.export()), each converted and run by the Ember runtime against
-TensorFlow's recorded outputs; plus the checkpoint reader and the error messages."""
+and Keras SavedModels (model.export(), a small MobileNetV2-style model among them), each
+converted and run by the Ember runtime against TensorFlow's recorded outputs; plus the
+checkpoint reader and the error messages."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ FIXTURES = {
     "tf1_saved_model": ("tf1_saved", {}, "tf1.npz"),
     "keras_cnn": ("keras_cnn", {}, "keras_cnn.npz"),
     "keras_mlp": ("keras_mlp", {}, "keras_mlp.npz"),
+    "keras_mobilenet": ("keras_mobilenet", {}, "keras_mobilenet.npz"),
     "tf2_module": ("tf2_module", {}, "tf2_module.npz"),
     "tf2_module_embed": ("tf2_module", dict(signature="embed"), "tf2_module.npz"),
     "ops": ("tf_ops.pb", dict(outputs=["out", "out2", "out3", "up1", "up2", "up3", "up4"]),
@@ -109,7 +111,7 @@ def test_int8_matches_tensorflow(fixture):
         assert rel_err(y, outs[name]) < 0.1, name
 
 
-@pytest.mark.parametrize("fixture", ["frozen_pb", "keras_cnn", "keras_mlp"])
+@pytest.mark.parametrize("fixture", ["frozen_pb", "keras_cnn", "keras_mlp", "keras_mobilenet"])
 def test_reference_graph_matches(fixture):
     """The unoptimized graph (reference ops) matches too, at batch 1 (default batch dim)."""
     src, kwargs = _kwargs(fixture)
@@ -146,6 +148,33 @@ def test_structure():
     assert ops["Conv2D"] == 3 and ops["Resize"] == 4 and ops["BatchMatMul"] == 1
     assert ops["Cast"] == 2           # the model's own float -> int32 -> float casts
     assert "Shape" not in ops and "Gather" in ops
+
+
+def test_keras_mobilenet_structure():
+    """The MobileNetV2-style model: every BatchNormalization folded into its convolution and
+    every ReLU6 fused, so what is left is the convolutions, the one residual Add (of two
+    convolution outputs, not a BatchNorm constant), the pooling and the classifier; the
+    stride-2 depthwise convolution halves the image, the stride-1 one keeps it."""
+    model = converted("keras_mobilenet")
+    ops = _ops(model)
+    assert ops == {"Conv2D": 4, "DepthwiseConv2D": 2, "Add": 1, "Mean": 1,
+                   "FullyConnected": 1, "Softmax": 1}
+    assert not {"Transpose", "Mul", "Sub", "Rsqrt", "Relu", "Relu6", "Pad"} & set(ops)
+    it = ember.Interpreter(model_content=model)
+    nodes = it.get_node_details()
+    shape = {t["index"]: tuple(t["shape"]) for t in it.get_tensor_details()}
+    produced = {o for n in nodes for o in n["outputs"]}
+    dw = [n for n in nodes if n["op"] == "DepthwiseConv2D"]
+    assert [(shape[n["inputs"][0]][1:3], shape[n["outputs"][0]][1:3]) for n in dw] == \
+        [((32, 32), (16, 16)), ((16, 16), (16, 16))]
+    (add,) = [n for n in nodes if n["op"] == "Add"]
+    assert all(i in produced for i in add["inputs"])
+    # the folded BatchNorm offsets are the convolutions' biases
+    for n in nodes:
+        if n["op"] in ("Conv2D", "DepthwiseConv2D"):
+            assert len(n["inputs"]) == 3 and n["inputs"][2] >= 0
+    int8 = _ops(converted("keras_mobilenet", "int8"))
+    assert int8 == ops + collections.Counter({"Quantize": 1, "Dequantize": 1})
 
 
 def test_names_and_default_batch():

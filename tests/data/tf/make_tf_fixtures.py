@@ -16,10 +16,18 @@ Every fixture has a NAME.npz of inputs ("in/<input name>") and TensorFlow's outp
   SplitV, IdentityN, Fill, Cast, Gather, StridedSlice masks, PlaceholderWithDefault, ...).
 - tf2_module/: tf.saved_model.save of a tf.Module (signatures serving_default and embed).
 - keras_cnn/, keras_mlp/: Keras models exported with model.export() (TF2 SavedModels).
+- keras_mobilenet/: a small MobileNetV2-style Keras model (two inverted-residual blocks: 1x1
+  expand + BatchNormalization + ReLU6, 3x3 depthwise stride 1 / 2 + BN + ReLU6, 1x1 project +
+  BN, residual Add), random weights and BatchNorm statistics, exported with model.export().
+
+Name generators to write only their fixtures (the default writes them all):
+
+    /tmp/tfvenv/bin/python tests/data/tf/make_tf_fixtures.py keras_mobilenet
 """
 
 import os
 import shutil
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -279,12 +287,85 @@ def keras_models():
             os.remove(fp)
 
 
+def _clean_export(path):
+    for d in ("assets",):
+        p = os.path.join(path, d)
+        if os.path.isdir(p) and not os.listdir(p):
+            os.rmdir(p)
+    fp = os.path.join(path, "fingerprint.pb")
+    if os.path.exists(fp):
+        os.remove(fp)
+
+
+def keras_mobilenet():
+    """MobileNetV2-style: two inverted-residual blocks (the first with a stride-2 depthwise
+    convolution, the second stride 1 with a residual Add), global average pooling, Dense
+    softmax. Random weights; every BatchNormalization gets random gamma/beta and random moving
+    mean / positive variance. (Two blocks only: each variable costs about 6 KB of
+    saved_model.pb, and the fixture stays under 300 KB.)"""
+    keras = tf.keras
+    layers = keras.layers
+    tf.keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+
+    def bn_relu6(y, relu=True):
+        y = layers.BatchNormalization(epsilon=1e-3)(y)
+        return layers.ReLU(6.0)(y) if relu else y
+
+    def block(x, expand, out, stride):
+        y = bn_relu6(layers.Conv2D(expand, 1, use_bias=False)(x))
+        y = bn_relu6(layers.DepthwiseConv2D(3, strides=stride, padding="same",
+                                            use_bias=False)(y))
+        y = bn_relu6(layers.Conv2D(out, 1, use_bias=False)(y), relu=False)
+        if stride == 1 and x.shape[-1] == out:
+            y = layers.Add()([x, y])
+        return y
+
+    inp = keras.Input((32, 32, 3))
+    x = block(inp, 16, 8, 2)                     # 16x16x8
+    x = block(x, 24, 8, 1)                       # residual
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inp, out)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n).astype(np.float32),
+                               (rng.standard_normal(n) * 0.2).astype(np.float32),
+                               (rng.standard_normal(n) * 0.3).astype(np.float32),
+                               rng.uniform(0.5, 2.0, n).astype(np.float32)])
+        elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+            # larger than Keras' initial scale: activations reach ReLU6's upper clip too
+            layer.set_weights([w * 2.0 for w in layer.get_weights()])
+    name = "keras_mobilenet"
+    shutil.rmtree(_path(name), ignore_errors=True)
+    model.export(_path(name))
+    _clean_export(_path(name))
+    loaded = tf.saved_model.load(_path(name))
+    fn = loaded.signatures["serving_default"]
+    in_name = list(fn.structured_input_signature[1])[0]
+    # noise on a different smooth pattern and colour offset per image: the outputs differ
+    yy, xx = np.meshgrid(np.linspace(-1, 1, 32), np.linspace(-1, 1, 32), indexing="ij")
+    pattern = np.stack([np.sin(3 * xx + 2 * k) * np.cos(2 * yy - k) for k in range(6)], -1)
+    xs = (rng.standard_normal((2, 32, 32, 3)) * 0.5 + rng.uniform(-1, 1, (2, 1, 1, 3))
+          + 1.5 * pattern.reshape(32, 32, 2, 3).transpose(2, 0, 1, 3)).astype(np.float32)
+    outs = fn(**{in_name: tf.constant(xs)})
+    arrays = {f"in/{in_name}": xs}
+    arrays.update({f"out/{k}": v.numpy() for k, v in outs.items()})
+    np.savez(_path(name + ".npz"), **arrays)
+
+
+GENERATORS = {f.__name__: f for f in (tf1_model, partitioned_model, ops_model, tf2_module,
+                                      keras_models, keras_mobilenet)}
+
+
 if __name__ == "__main__":
-    tf1_model()
-    partitioned_model()
-    ops_model()
-    tf2_module()
-    keras_models()
+    unknown = [a for a in sys.argv[1:] if a not in GENERATORS]
+    if unknown:
+        sys.exit(f"unknown generator(s) {', '.join(unknown)}; choose from "
+                 f"{', '.join(GENERATORS)}")
+    for gen in sys.argv[1:] or GENERATORS:
+        GENERATORS[gen]()
     for root, _, files in os.walk(HERE):
         for f in sorted(files):
             p = os.path.join(root, f)
