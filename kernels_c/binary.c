@@ -243,6 +243,67 @@ static void ref_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_t 
   }
 }
 
+/* Add / Sub on larger tensors: the rescaled inputs a_i = requantize((q_i - zp_i) * 2^20, m_i)
+ * depend on one int8 value each, so two 256-entry tables hold them (made once per eval);
+ * per element only acc = t1[a] +- t2[b] and its requantization remain, computed without
+ * branches (the activation's clamp depends on the data). The same numbers as bin_i8. */
+#define ADD_TABLE_MIN 1024 /* elements from which the tables pay off */
+
+typedef struct {
+  int32_t t1[256], t2[256];
+} AddTables;
+
+static void add_tables(const BinQuant *q, AddTables *t) {
+  for (int32_t v = -128; v < 128; v++) {
+    t->t1[v + 128] = (int32_t)ember_requantize((int64_t)(v - q->z1) * (1 << ADD_LEFT_SHIFT), q->m1);
+    t->t2[v + 128] = (int32_t)ember_requantize((int64_t)(v - q->z2) * (1 << ADD_LEFT_SHIFT), q->m2);
+  }
+}
+
+/* ember_clamp_i8(ember_requantize(acc, mo) + zo, lo, hi) for |acc| < 2^31, without branches. */
+static inline int8_t add_out(int64_t acc, int64_t m, int64_t rnd, int r, int32_t zo, int32_t lo,
+                             int32_t hi) {
+  const int64_t x = acc * m + rnd;
+  int64_t y = (x >= 0 ? x >> r : ~(~x >> r)) + zo; /* floor(x / 2^r): gcc emits sar */
+  y = y < lo ? lo : y;
+  y = y > hi ? hi : y;
+  return (int8_t)y;
+}
+
+/* out = bin_i8(a, b) for Add / Sub through the tables, over the broadcast plan (element i read
+ * before out[i] is written). |t1[a] +- t2[b]| < 2^31: each table entry is at most
+ * 255 * 2^20 / 2 in magnitude (its multiplier s_i / (2 max(s1, s2)) is at most 1/2). */
+static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_t *out,
+                     const BinQuant *q) {
+  AddTables t;
+  add_tables(q, &t);
+  const int r = 31 - q->mo.shift;
+  const int64_t m = q->mo.m, rnd = (int64_t)1 << (r - 1);
+  const int32_t zo = q->zo, lo = q->lo, hi = q->hi;
+  const int32_t sign = q->op == BIN_SUB ? -1 : 1;
+  const int last = p->ndims - 1;
+  const size_t n = p->dims[last], isa = p->sa[last], isb = p->sb[last];
+  const size_t outer = p->total / n;
+  size_t idx[EMBER_MAX_DIMS] = {0};
+  size_t oa = 0, ob = 0;
+  for (size_t o = 0; o < outer; o++) {
+    const int8_t *pa = a + oa, *pb = b + ob;
+    int8_t *po = out + o * n;
+    for (size_t j = 0; j < n; j++) {
+      const int64_t acc = (int64_t)t.t1[pa[j * isa] + 128] + sign * t.t2[pb[j * isb] + 128];
+      po[j] = add_out(acc, m, rnd, r, zo, lo, hi);
+    }
+    for (int d = last - 1; d >= 0; d--) { /* next outer index */
+      oa += p->sa[d];
+      ob += p->sb[d];
+      if (++idx[d] < p->dims[d]) break;
+      oa -= p->sa[d] * p->dims[d];
+      ob -= p->sb[d] * p->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 static bool int8_ok(BinOp op) { return op == BIN_ADD || op == BIN_SUB || op == BIN_MUL; }
 
 /* ---- prepare / eval --------------------------------------------------------------------- */
@@ -290,7 +351,10 @@ static EmberStatus binary_eval(EmberKernelCtx *ctx, BinOp op) {
   if (out->type == EMBER_INT8) {
     BinQuant q;
     (void)bin_quant(ctx, op, &q); /* prepare checked the parameters */
-    ref_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
+    if (op != BIN_MUL && plan.total >= ADD_TABLE_MIN)
+      table_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
+    else
+      ref_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
   } else if (out->type == EMBER_FLOAT32)
     ref_f32[op](&plan, (const float *)a->data, (const float *)b->data, (float *)out->data,
                 ctx->params);

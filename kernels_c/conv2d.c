@@ -15,11 +15,49 @@
  * point), acc = sum (q_x - zp_x) * w exactly (padding adds 0),
  * out = act((float)acc * (s_x * s_w[o]) + bias[o]).
  */
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernel.h"
 
-static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) { return ember_prepare_conv(ctx, false); }
+/* The fast int8 loop's plan (the same in prepare and eval): the reduction length k =
+ * KH*KW*C/groups, the row stride of patches and weights (k, or k rounded up to 16 when the
+ * weights are copied zero-padded), and its scratch: the requantization tables, the int32 sums
+ * of two rows, one block of patches (int16) and the padded weights. fast is false when k is
+ * too long for int32 sums. */
+typedef struct {
+  bool fast, pad_w;
+  size_t k, ld;
+  size_t rq_bytes, acc_bytes, patch_bytes, wpad_bytes;
+} Conv2dInt8Plan;
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static void conv2d_int8_plan(const EmberWindowGeom *g, int32_t groups, Conv2dInt8Plan *pl) {
+  pl->k = (size_t)(g->kh * g->kw * (g->c / groups));
+  pl->fast = pl->k <= EMBER_I8_MAX_K32;
+  pl->pad_w =
+      pl->fast && ember_i8_pad_weights(pl->k, (size_t)g->oc, (size_t)(g->n * g->oh * g->ow));
+  pl->ld = pl->pad_w ? ember_i8_padded_k(pl->k) : pl->k;
+  pl->rq_bytes = ember_requant_bytes((size_t)g->oc);
+  pl->acc_bytes = align64(2 * (size_t)(g->oc / groups) * sizeof(int32_t));
+  pl->patch_bytes = align64(EMBER_I8_ROW_BLOCK * pl->ld * sizeof(int16_t));
+  pl->wpad_bytes = pl->pad_w ? align64((size_t)g->oc * pl->ld) : 0;
+}
+
+static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
+  EmberStatus st = ember_prepare_conv(ctx, false);
+  if (st != EMBER_OK || ctx->inputs[0]->type != EMBER_INT8) return st;
+  EmberWindowGeom g;
+  ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
+  Conv2dInt8Plan pl;
+  conv2d_int8_plan(&g, ctx->params->groups, &pl);
+  if (pl.fast)
+    ember_conv_int8_reserve(ctx, (int32_t)g.oc,
+                            pl.rq_bytes + pl.acc_bytes + pl.patch_bytes + pl.wpad_bytes);
+  return EMBER_OK;
+}
 
 /* The ground truth: a direct loop over every output element. */
 static void conv2d_reference(const float *x, const float *w, const float *bias, float *out,
@@ -83,6 +121,84 @@ static void conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_
   }
 }
 
+/* The fast int8 loop (same numbers as conv2d_reference_int8): per group, blocks of
+ * EMBER_I8_ROW_BLOCK output pixels gather their patches [KH][KW][C/groups] as int16 x - zp_x
+ * (0 where the window leaves the input: padding adds nothing), then ember_gemm_i8 multiplies
+ * them with the weight rows w[o] (int32 sums) and requantizes. A 1x1 convolution's patch is
+ * the pixel itself: the loop is a plain matrix product. */
+static void conv2d_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
+                             const EmberWindowGeom *g, const EmberParams *p,
+                             const EmberConvQuant *q, const Conv2dInt8Plan *pl) {
+  const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
+  const size_t pixels = (size_t)(g->oh * g->ow), k = pl->k, ld = pl->ld;
+  /* a window row's taps are one run of x when they are adjacent and hold every channel */
+  const bool row_contiguous = g->dw == 1 && cg == g->c;
+  char *work = q->work;
+  EmberRequantRow rq;
+  ember_requant_init(&rq, work, q, bias, (size_t)g->oc, (int64_t)k * 255 * 128);
+  int32_t *acc = (int32_t *)(work + pl->rq_bytes);
+  int16_t *patch = (int16_t *)(work + pl->rq_bytes + pl->acc_bytes);
+  if (pl->pad_w) { /* rows of ld bytes, zero past k: the reductions have no scalar tail */
+    int8_t *wp = (int8_t *)(work + pl->rq_bytes + pl->acc_bytes + pl->patch_bytes);
+    for (int64_t o = 0; o < g->oc; o++) {
+      memcpy(wp + (size_t)o * ld, w + (size_t)o * k, k);
+      memset(wp + (size_t)o * ld + k, 0, ld - k);
+    }
+    w = wp;
+  }
+  for (int64_t n = 0; n < g->n; n++) {
+    const int8_t *xn = x + (size_t)(n * g->h * g->w * g->c);
+    int8_t *outn = out + (size_t)n * pixels * (size_t)g->oc;
+    for (int64_t group = 0; group < p->groups; group++) {
+      for (size_t p0 = 0; p0 < pixels; p0 += EMBER_I8_ROW_BLOCK) {
+        const size_t np = pixels - p0 < EMBER_I8_ROW_BLOCK ? pixels - p0 : EMBER_I8_ROW_BLOCK;
+        for (size_t i = 0; i < np; i++) {
+          const int64_t oh = (int64_t)((p0 + i) / (size_t)g->ow),
+                        ow = (int64_t)((p0 + i) % (size_t)g->ow);
+          int16_t *row = patch + i * ld;
+          const int64_t iw0 = ow * g->sw - g->left; /* the window's first column */
+          for (int64_t kh = 0; kh < g->kh; kh++) {
+            const int64_t ih = oh * g->sh - g->top + kh * g->dh;
+            if (ih < 0 || ih >= g->h) { /* a row of padding */
+              memset(row, 0, (size_t)(g->kw * cg) * sizeof(int16_t));
+              row += g->kw * cg;
+              continue;
+            }
+            const int8_t *xrow = xn + (size_t)(ih * g->w * g->c + group * cg);
+            if (row_contiguous && iw0 >= 0 && iw0 + g->kw <= g->w) { /* one run of KW*C */
+              ember_widen_i8(xrow + (size_t)(iw0 * g->c), (size_t)(g->kw * g->c), q->x_zp, row);
+              row += g->kw * g->c;
+              continue;
+            }
+            for (int64_t kw = 0; kw < g->kw; kw++, row += cg) {
+              const int64_t iw = iw0 + kw * g->dw;
+              if (iw < 0 || iw >= g->w)
+                memset(row, 0, (size_t)cg * sizeof(int16_t));
+              else
+                ember_widen_i8(xrow + (size_t)(iw * g->c), (size_t)cg, q->x_zp, row);
+            }
+          }
+          if (ld > k) memset(row, 0, (ld - k) * sizeof(int16_t));
+        }
+        ember_gemm_i8(patch, ld, w + (size_t)(group * og) * ld, ld, ld, np, (size_t)og, &rq,
+                      (size_t)(group * og), acc, outn + p0 * (size_t)g->oc + (size_t)(group * og),
+                      (size_t)g->oc);
+      }
+    }
+  }
+}
+
+/* The int8 path: the fast loop, or the reference for reductions too long for int32 sums. */
+static void conv2d_int8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
+                        const EmberWindowGeom *g, const EmberParams *p, const EmberConvQuant *q) {
+  Conv2dInt8Plan pl;
+  conv2d_int8_plan(g, p->groups, &pl);
+  if (pl.fast && q->work)
+    conv2d_fast_int8(x, w, bias, out, g, p, q, &pl);
+  else
+    conv2d_reference_int8(x, w, bias, out, g, p, q);
+}
+
 /* The hybrid path: each image quantized into qx (h*w*c bytes of scratch), then the int8
  * loop with exact int64 sums and a float rescale. */
 static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt,
@@ -120,7 +236,7 @@ static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt
 }
 
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
-  return ember_conv_eval(ctx, conv2d_reference, conv2d_reference_int8, conv2d_hybrid);
+  return ember_conv_eval(ctx, conv2d_reference, conv2d_int8, conv2d_hybrid);
 }
 
 const EmberKernel ember_kernel_conv2d = {conv2d_prepare, conv2d_eval};

@@ -246,8 +246,22 @@ static inline int8_t ember_clamp_i8(int64_t v, int32_t lo, int32_t hi) {
 }
 
 /* Quantize: clamp(round_half_away(x / scale) + zp, -128, 127), x / scale a float32 division;
- * NaN gives zp. */
-int8_t ember_quantize_f32(float x, float scale, int32_t zp);
+ * NaN gives zp. Inline and without libm calls or branches (it runs per element of an int8
+ * model's input): v is limited to +-2^40 (beyond, every result saturates; from 2^23 on floats
+ * are integers), truncated, and rounded by its fraction v - trunc(v), which is exact. */
+static inline int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
+  float v = x / scale;
+  v = v != v ? 0.0f : v; /* NaN -> 0: the result is zp */
+  v = v < -0x1p40f ? -0x1p40f : v;
+  v = v > 0x1p40f ? 0x1p40f : v;
+  int64_t i = (int64_t)v; /* toward zero */
+  const float frac = v - (float)i;
+  i += (frac >= 0.5f) - (frac <= -0.5f);
+  int64_t t = i + zp;
+  t = t < -128 ? -128 : t;
+  t = t > 127 ? 127 : t;
+  return (int8_t)t;
+}
 /* Dequantize: scale * (float)(q - zp), in float32. */
 static inline float ember_dequantize_i8(int8_t q, float scale, int32_t zp) {
   return scale * (float)((int32_t)q - zp);
@@ -280,9 +294,81 @@ void ember_act_range_i8(const EmberParams *p, float scale, int32_t zp, int32_t *
 typedef struct EmberConvQuant {
   int32_t x_zp, out_zp, lo, hi;
   const EmberMultiplier *mult; /* per output channel, in scratch */
+  void *work; /* the op's own scratch past the multipliers (ember_conv_int8_reserve), or NULL */
 } EmberConvQuant;
 EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch);
+/* After ember_prepare_conv_int8: asks for `bytes` more scratch (64-byte aligned), which eval
+ * finds at q->work. */
+void ember_conv_int8_reserve(EmberKernelCtx *ctx, int32_t nch, size_t bytes);
 void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q);
+
+/* ---- the fast int8 loops (gemm_int8.c) ----
+ *
+ * Conv2D, DepthwiseConv2D and FullyConnected have, next to their int8 reference loops (exact
+ * int64 sums, the ground truth), fast loops that compute the same numbers: the products
+ * (x - zp_x) * w are summed in int32, which cannot overflow when the reduction length K is at
+ * most EMBER_I8_MAX_K32 (|x - zp_x| <= 255, |w| <= 128: K * 255 * 128 <= INT32_MAX); the bias
+ * is added in int64 and the sum requantized once per output, as docs/quantization.md says.
+ * Longer reductions take the reference loops. */
+#define EMBER_I8_MAX_K32 65793
+
+/* One output channel's requantization in its general form:
+ * q_out = clamp(((clamp32(acc + bias) * m + rnd) >> r) + zp, lo, hi), rnd = 2^(r-1). */
+typedef struct EmberRequant {
+  int64_t m, rnd;
+  int32_t r, bias;
+} EmberRequant;
+
+/* A layer's requantization for the fast loops, resolved once per eval (ember_requant_init)
+ * from q's multipliers and the int32 bias, for int32 sums acc of magnitude at most
+ * acc_bound. Two exact forms of docs/quantization.md's rule:
+ * - general (any multiplier, any bias): per channel EmberRequant, int64 arithmetic, one
+ *   output at a time;
+ * - vector (`vec`: every r >= 32, i.e. M < 1/2 as for any ordinary conv, and acc_bound +
+ *   |bias| <= INT32_MAX, so the int32 clamp never acts): 32-bit lanes that gcc vectorizes.
+ *   With u = acc + 2^31 (in [0, 2^32)) and X = u * m + cc, cc = 2^62 + 2^(r-1) + (bias - 2^31) *
+ *   m (mod 2^64), X = x + 2^62 where x = (acc + bias) * m + 2^(r-1) (|x| < 2^62), so
+ *   floor(x / 2^r) = floor(X / 2^r) - 2^(62-r) = floor(H / 2^(r-32)) - 2^(62-r) with H = X >> 32
+ *   (a uint32), and floor(H / 2^s) = (H * 2^(31-s)) >> 31: only unsigned 32 x 32 -> 64
+ *   multiplies and fixed shifts; the result y + 2^31 (a uint32) is clamped in that domain. */
+typedef struct EmberRequantRow {
+  bool vec;
+  int32_t zp, lo, hi;
+  uint32_t lo_b, hi_b;       /* the vector form's clamp range: lo, hi - zp + 2^31 */
+  const EmberRequant *rq;    /* per channel, the general form */
+  const uint32_t *m, *p2, *base; /* per channel, the vector form: m, 2^(63-r), 2^31 - 2^(62-r) */
+  const uint64_t *cc;
+} EmberRequantRow;
+/* Scratch bytes ember_requant_init needs for nch channels (a multiple of 64). */
+size_t ember_requant_bytes(size_t nch);
+/* Fills t (its tables in mem, ember_requant_bytes(nch) bytes, 64-byte aligned) for channels
+ * c < nch; bias may be NULL (0). */
+void ember_requant_init(EmberRequantRow *t, void *mem, const EmberConvQuant *q,
+                        const int32_t *bias, size_t nch, int64_t acc_bound);
+/* out[i] = the requantized acc[i] of channel c0 + i, for i < n. */
+void ember_requant_row(const EmberRequantRow *t, const int32_t *acc, size_t c0, size_t n,
+                       int8_t *out);
+
+/* The blocked int8 matrix product of the fast loops: for p < np, o < no,
+ *   out[p * ldo + o] = requantized (channel c0 + o) sum_{i < k} xs[p * ldx + i] * w[o * ldw + i]
+ * with xs the int16 values x - zp_x (padding is 0) and k <= EMBER_I8_MAX_K32. The inner loops
+ * run over i with int32 sums (which gcc -O3 vectorizes), a block of 2 rows x 4 weight rows
+ * at a time; acc holds 2 * no int32 (the sums of two rows before their requantization). */
+void ember_gemm_i8(const int16_t *xs, size_t ldx, const int8_t *w, size_t ldw, size_t k,
+                   size_t np, size_t no, const EmberRequantRow *t, size_t c0, int32_t *acc,
+                   int8_t *out, size_t ldo);
+/* xs[i] = x[i] - zp for i < n. */
+static inline void ember_widen_i8(const int8_t *x, size_t n, int32_t zp, int16_t *xs) {
+  for (size_t i = 0; i < n; i++) xs[i] = (int16_t)((int32_t)x[i] - zp);
+}
+/* The rows ember_gemm_i8 callers gather at a time into their int16 buffer (patches of a
+ * convolution, rows of FullyConnected). */
+#define EMBER_I8_ROW_BLOCK 8
+/* Whether a fast loop copies w [n][k] into rows of ember_i8_padded_k(k) bytes, zero-filled past
+ * k, so that its reductions have no scalar tail: k not a multiple of 16, the copy small, and
+ * enough rows (`uses`) to repay it. */
+size_t ember_i8_padded_k(size_t k);
+bool ember_i8_pad_weights(size_t k, size_t n, size_t uses);
 
 /* ---- the hybrid (dynamic-range) path (kernel_util.c) ----
  *

@@ -422,16 +422,24 @@ EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference,
 
 bool ember_quantize_multiplier(double real, EmberMultiplier *out) {
   if (!(real > 0.0) || !isfinite(real)) return false;
-  int exp = 0;
-  const double frac = frexp(real, &exp);  /* real = frac * 2^exp, frac in [0.5, 1) */
-  double m = round(frac * 2147483648.0);  /* exact product; round: half away from zero */
-  if (m == 2147483648.0) {
-    m = 1073741824.0;
+  /* frexp and round on the bits (eval recomputes every channel's multiplier: no libm calls).
+   * A normal real = (2^52 + mant) * 2^(e - 1075) = frac * 2^exp with frac = (2^52 + mant) /
+   * 2^53 in [0.5, 1) and exp = e - 1022; then frac * 2^31 = (2^52 + mant) / 2^22, rounded half
+   * away from zero (it is positive) in integers. Subnormals are far below the range. */
+  uint64_t bits;
+  memcpy(&bits, &real, sizeof bits);
+  const int32_t e = (int32_t)((bits >> 52) & 0x7ff);
+  if (e == 0) return false;
+  int32_t exp = e - 1022;
+  const uint64_t sig = (bits & (((uint64_t)1 << 52) - 1)) | ((uint64_t)1 << 52);
+  uint64_t m = (sig + ((uint64_t)1 << 21)) >> 22; /* round(frac * 2^31), in [2^30, 2^31] */
+  if (m == ((uint64_t)1 << 31)) {
+    m = (uint64_t)1 << 30;
     exp++;
   }
   if (exp < -31 || exp > 30) return false; /* r = 31 - shift must be in [1, 62] */
   out->m = (int32_t)m;
-  out->shift = (int32_t)exp;
+  out->shift = exp;
   return true;
 }
 
@@ -442,15 +450,6 @@ EmberStatus ember_get_multiplier(EmberKernelCtx *ctx, double real, const char *w
                             "requantization multiplier %s = %g is outside the supported range "
                             "[2^-32, 2^30): the quantization scales are inconsistent",
                             what, real);
-}
-
-int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
-  const float v = x / scale;
-  if (isnan(v)) return ember_clamp_i8(zp, -128, 127);
-  const double t = (double)roundf(v) + (double)zp; /* roundf: half away from zero */
-  if (t <= -128.0) return -128;
-  if (t >= 127.0) return 127;
-  return (int8_t)t;
 }
 
 EmberStatus ember_quant_params(EmberKernelCtx *ctx, const EmberTensor *t, const char *what,
@@ -575,6 +574,15 @@ EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch
   return EMBER_OK;
 }
 
+/* Where the op's own scratch starts: past the multipliers, 64-byte aligned. */
+static size_t conv_int8_work_offset(int32_t nch) {
+  return ((size_t)nch * sizeof(EmberMultiplier) + 63) & ~(size_t)63;
+}
+
+void ember_conv_int8_reserve(EmberKernelCtx *ctx, int32_t nch, size_t bytes) {
+  if (bytes) ctx->scratch_bytes = conv_int8_work_offset(nch) + bytes;
+}
+
 void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
   const float sx = x->scales[0], so = out->scales[0];
@@ -585,6 +593,9 @@ void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) 
   for (int32_t c = 0; c < nch; c++) /* prepare checked each: cannot fail */
     (void)ember_quantize_multiplier(conv_real_multiplier(sx, w, c, so), &mult[c]);
   q->mult = mult;
+  q->work = ctx->scratch_bytes > conv_int8_work_offset(nch)
+                ? (char *)ctx->scratch + conv_int8_work_offset(nch)
+                : NULL;
 }
 
 /* ---- the hybrid (dynamic-range) path (converter/quantize/dynamic.py is its reference) ---- */

@@ -512,6 +512,222 @@ def test_batch_matmul(a_shape, b_shape, za, zb, zo):
 
 
 # ----------------------------------------------------------------------------------------------
+# The fast int8 loops of Conv2D, DepthwiseConv2D and FullyConnected (kernels_c/gemm_int8.c):
+# int32 sums and a vectorizable requantization, next to the int64 reference loops. Bit-exact
+# over shapes at their block edges (rows in pairs and blocks of 8, weight rows in fours,
+# reductions in 16s, with and without the zero-padded weight copy), in both requantization
+# forms (vector: every M < 1/2 and biases that keep the sums in int32; general: otherwise),
+# and at the int32 limit of the reduction length (K <= 65793 fast, one more: the reference).
+
+I8_MAX_K32 = 65793  # the longest reduction with int32 sums: K * 255 * 128 <= 2^31 - 1
+
+
+def _fast_conv_cases():
+    cases = []
+    # 1x1 (a matrix product): K = C around the vector width, output channels around 4, pixel
+    # counts odd and past a block of 8, two images
+    for i, (c, o) in enumerate([(1, 1), (15, 3), (16, 4), (17, 5), (24, 7), (33, 9), (64, 13)]):
+        cases.append(dict(n=2, hw=(3, 5), c=c, o=o, k=(1, 1), s=(1, 1), d=(1, 1),
+                          p=(0, 0, 0, 0), g=1, act=ACTS[i % 4], zx=ZPS[i % 5],
+                          zo=ZPS[(i + 2) % 5]))
+    cases += [
+        # strided and padded 1x1; a 3x3 stem (K = 27: the padded weight copy); a wide kernel
+        dict(n=1, hw=(7, 7), c=16, o=8, k=(1, 1), s=(2, 2), d=(1, 1), p=(1, 1, 1, 1), g=1),
+        dict(n=1, hw=(9, 10), c=3, o=10, k=(3, 3), s=(2, 2), d=(1, 1), p=(1, 1, 1, 1), g=1),
+        dict(n=2, hw=(5, 9), c=4, o=6, k=(1, 7), s=(1, 1), d=(1, 1), p=(0, 3, 0, 3), g=1),
+        # groups (odd channels per group), dilation with asymmetric pads
+        dict(n=1, hw=(6, 7), c=12, o=9, k=(3, 3), s=(1, 1), d=(1, 1), p=(1, 1, 1, 1), g=3),
+        dict(n=1, hw=(8, 8), c=10, o=6, k=(3, 2), s=(1, 2), d=(2, 3), p=(2, 0, 1, 3), g=2),
+        # fewer than 4 pixels (no weight copy), a single pixel, K = 1 with padding
+        dict(n=1, hw=(1, 3), c=5, o=6, k=(1, 1), s=(1, 1), d=(1, 1), p=(0, 0, 0, 0), g=1),
+        dict(n=3, hw=(1, 1), c=7, o=5, k=(1, 1), s=(1, 1), d=(1, 1), p=(0, 0, 0, 0), g=1),
+        dict(n=1, hw=(4, 5), c=1, o=3, k=(1, 1), s=(1, 1), d=(1, 1), p=(1, 2, 0, 1), g=1),
+    ]
+    for i, c in enumerate(cases[7:]):
+        c.update(act=ACTS[(i + 1) % 4], zx=ZPS[(i + 3) % 5], zo=ZPS[(i + 1) % 5])
+    return cases
+
+
+FAST_CONV_CASES = _fast_conv_cases()
+
+
+def check_fine(op, rng, x_shape, w_shape, attrs, zx, zo):
+    """op on values within a few steps of the zero points and multipliers M in [0.3, 0.49]
+    (the vector requantization), so that an error of one in any sum changes an output."""
+    axis = 3 if op == "DepthwiseConv2D" else 0
+    nch = w_shape[axis]
+    x = np.clip(zx + rng.integers(-2, 3, x_shape), -128, 127).astype(np.int8)
+    w = (rng.integers(1, 4, w_shape) * rng.choice([-1, 1], w_shape)).astype(np.int8)
+    b = rng.integers(-40, 41, nch).astype(np.int32)
+    sx, so = f32(0.03), f32(0.07)
+    sw = (rng.uniform(0.3, 0.49, nch) * np.float64(so) / np.float64(sx)).astype(np.float32)
+    in_q = [Q(sx, zx), Q(sw, 0, axis), Q((np.float64(sx) * sw).astype(np.float32), 0)]
+    y = check(op, [x, w, b], attrs, in_q, [Q(so, zo)], const=(1, 2))
+    if y.size > 20:
+        assert spread(y) > 3
+
+
+@pytest.mark.parametrize("case", FAST_CONV_CASES, ids=[case_id(c) for c in FAST_CONV_CASES])
+def test_conv2d_fast_loop_shapes(case):
+    rng = rng_for("conv2d-fast", case)
+    attrs = dict(strides=case["s"], dilations=case["d"], pads=case["p"], groups=case["g"])
+    inputs, attrs, in_q, out_q = conv_inputs(
+        "Conv2D", rng, (case["n"], *case["hw"], case["c"]),
+        (case["o"], *case["k"], case["c"] // case["g"]), attrs, True, case["zx"], case["zo"],
+        case["act"])
+    check("Conv2D", inputs, attrs, in_q, out_q, const=(1, 2))
+    inputs[2] = None  # no bias
+    check("Conv2D", inputs, attrs, in_q[:2], out_q, const=(1,))
+    check_fine("Conv2D", rng, (case["n"], *case["hw"], case["c"]),
+               (case["o"], *case["k"], case["c"] // case["g"]),
+               {k: v for k, v in attrs.items() if k in ("strides", "dilations", "pads", "groups")},
+               case["zx"], 0)
+
+
+FAST_DEPTHWISE_CASES = [
+    dict(n=2, hw=(5, 7), c=c, k=(3, 3), s=(1, 1), d=(1, 1), p=(1, 1, 1, 1))
+    for c in (1, 3, 16, 17, 33)
+] + [
+    dict(n=1, hw=(9, 8), c=20, k=(3, 3), s=(2, 2), d=(1, 1), p=(1, 1, 1, 1)),
+    dict(n=1, hw=(9, 9), c=5, k=(5, 5), s=(1, 3), d=(1, 1), p=(2, 2, 2, 2)),
+    dict(n=1, hw=(8, 9), c=6, k=(2, 3), s=(1, 1), d=(3, 2), p=(0, 2, 3, 1)),
+    # windows entirely in the padding (their sums are 0: the output is requantize(bias))
+    dict(n=1, hw=(2, 2), c=4, k=(1, 1), s=(1, 1), d=(1, 1), p=(2, 2, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("case", FAST_DEPTHWISE_CASES,
+                         ids=[case_id(c) for c in FAST_DEPTHWISE_CASES])
+@pytest.mark.parametrize("act,zx,zo", [("none", 0, 0), ("relu6", -128, -128), ("clip", 127, 40)])
+def test_depthwise_conv2d_fast_loop_shapes(case, act, zx, zo):
+    rng = rng_for("depthwise-fast", case, act)
+    attrs = dict(strides=case["s"], dilations=case["d"], pads=case["p"])
+    inputs, attrs, in_q, out_q = conv_inputs(
+        "DepthwiseConv2D", rng, (case["n"], *case["hw"], case["c"]), (1, *case["k"], case["c"]),
+        attrs, True, zx, zo, act)
+    check("DepthwiseConv2D", inputs, attrs, in_q, out_q, const=(1, 2))
+    check_fine("DepthwiseConv2D", rng, (case["n"], *case["hw"], case["c"]),
+               (1, *case["k"], case["c"]),
+               dict(strides=case["s"], dilations=case["d"], pads=case["p"]), zx, 0)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 9, 17])
+@pytest.mark.parametrize("k,n", [(1, 3), (15, 4), (16, 5), (17, 1), (40, 9), (100, 6)])
+def test_fully_connected_fast_loop_shapes(rows, k, n):
+    rng = rng_for("fc-fast", rows, k, n)
+    x = rand_i8(rng, rows, k)
+    w = rand_i8(rng, n, k, lo=-127)
+    zx, zo = [0, -128, 127, 37, -20][(rows + k) % 5], [0, -128, 127, 37, -20][(k + n) % 5]
+    sx, sw = rand_scale(rng), (10.0 ** rng.uniform(-4, 0, n)).astype(np.float32)
+    b = rng.integers(-20000, 20000, n).astype(np.int32)
+    yf = (dequantize(x, sx, zx).astype(np.float64) @ (w * sw[:, None]).T.astype(np.float64)
+          + b * (np.float64(sx) * sw))
+    _, oq = out_quant(yf, zo)
+    in_q = [Q(sx, zx), Q(sw, 0, 0), Q((np.float64(sx) * sw).astype(np.float32), 0)]
+    check("FullyConnected", [x, w, b], {}, in_q, [oq], const=(1, 2))
+    check_fine("FullyConnected", rng, (rows, k), (n, k), {}, zx, 0)
+
+
+def _conv_like(op, rng, nch, k, small=False):
+    """x, w (per output channel c < nch, reduction length k) and their shapes' attrs for op:
+    FullyConnected x[3, k]; Conv2D 1x1 over C = k; DepthwiseConv2D with a 1 x k kernel. small:
+    values within a few steps of the zero point (sums of a few units)."""
+    lo, hi = (-3, 3) if small else (-128, 127)
+    if op == "FullyConnected":
+        x, w, axis = rng.integers(lo, hi + 1, (3, k)), rng.integers(lo, hi + 1, (nch, k)), 0
+    elif op == "Conv2D":
+        x, w, axis = (rng.integers(lo, hi + 1, (1, 2, 3, k)),
+                      rng.integers(lo, hi + 1, (nch, 1, 1, k)), 0)
+    else:
+        x, w, axis = (rng.integers(lo, hi + 1, (1, 3, k + 1, nch)),
+                      rng.integers(lo, hi + 1, (1, 1, k, nch)), 3)
+    return x, w, axis
+
+
+@pytest.mark.parametrize("op", ["Conv2D", "DepthwiseConv2D", "FullyConnected"])
+@pytest.mark.parametrize("form", ["vector", "vector-small", "half-to-one", "large-multiplier",
+                                  "large-bias"])
+def test_fast_loop_requantization_forms(op, form):
+    """The vector form at its edges (M just above 2^-32 with biases that take the sums to
+    +-2^31, M just below 1/2; small sums with M in [1/4, 1/2)), and the general form: every M
+    in [1/2, 1) (r = 31, the first shift the vector form leaves out), channels with M >= 1/2,
+    a bias past the int32 bound. Power-of-two scales make the dyadic multipliers exact, so
+    that sums land on rounding ties (x.5) too."""
+    rng = rng_for("requant-forms", op, form)
+    nch, k = 12, 5
+    small = form in ("vector-small", "half-to-one", "large-multiplier")
+    x, w, axis = _conv_like(op, rng, nch, k, small=small)
+    zx = 3
+    x = np.clip(x + zx, -128, 127).astype(np.int8) if small else x.astype(np.int8)
+    w = np.clip(w, -127, 127).astype(np.int8)
+    bound = k * 255 * 128
+    if form == "vector":
+        m = np.array([2.0**-32 * 1.001, 2.0**-31.5, 2.0**-31, 2.0**-24, 2.0**-16, 3 * 2.0**-12,
+                      2.0**-9, 2.0**-7, 0.25, 0.4, 0.4999, 0.375])
+        edge = 2**31 - 1 - bound
+        b = np.array([edge, -edge, edge - 7, -edge + 3, 2**20, -(2**20), 5000, -300, 17, -9, 0,
+                      1], np.int64)
+    elif form == "vector-small":
+        m = np.array([0.25, 0.375, 0.3, 0.4999, 0.3125, 0.45, 0.25, 0.375, 0.49, 0.26, 0.4375,
+                      0.33])
+        b = rng.integers(-20, 21, nch)
+    elif form == "half-to-one":
+        m = np.array([0.5, 0.75, 0.625, 0.99, 0.5, 0.875, 0.6, 0.7, 0.5, 0.9375, 0.55, 0.8])
+        b = rng.integers(-20, 21, nch)
+    elif form == "large-multiplier":
+        m = np.array([0.5, 0.75, 1.0, 1.5, 3.0, 7.9, 0.1, 0.01, 0.6, 2.5, 0.5001, 0.49])
+        b = rng.integers(-20, 21, nch)
+    else:
+        m = 2.0 ** rng.uniform(-20, -16, nch)
+        b = rng.integers(-(2**20), 2**20, nch)
+        b[3], b[7] = 2**31 - 1, -(2**31)  # past the bound: the sums saturate to int32 first
+    sx, so = f32(2.0**-5), f32(2.0**-4)
+    sw = (m * np.float64(so) / np.float64(sx)).astype(np.float32)
+    b = b.astype(np.int32)
+    in_q = [Q(sx, zx), Q(sw, 0, axis), Q((np.float64(sx) * sw).astype(np.float32), 0)]
+    for zo, act in [(0, {}), (-128, {"activation": "RELU"}), (60, {})]:
+        y = check(op, [x, w, b], act, in_q, [Q(so, zo)], const=(1, 2))
+        if form != "large-bias" and zo == 0:
+            assert spread(y) > 5
+
+
+@pytest.mark.parametrize("op", ["Conv2D", "FullyConnected", "DepthwiseConv2D"])
+@pytest.mark.parametrize("longer", [False, True])
+@pytest.mark.parametrize("extra", [127, 128])
+def test_fast_loop_int32_limit(op, longer, extra):
+    """Sums of the largest products (x - zp_x = -255, w = -128: 32640; w = 127: -32385) over
+    the longest reduction with int32 sums (K = 65793; for the depthwise kernel 256 x 257 =
+    65792 taps) are exact; one tap more takes the int64 reference loop. Channel 0 reaches
+    2^31 - 1 with bias 127 (the vector requantization's limit) and passes it with 128 (the
+    general form, which saturates the sum to int32 first, as the reference does)."""
+    rng = rng_for("int32-limit", op, longer, extra)
+    nch, zx = 3, 127
+    if op == "DepthwiseConv2D":
+        kh, kw = (257, 257) if longer else (256, 257)
+        x = np.full((1, kh, kw, nch), -128, np.int8)
+        w = np.empty((1, kh, kw, nch), np.int8)
+        w[..., 0], w[..., 1] = -128, 127
+        w[..., 2] = rand_i8(rng, kh, kw)
+        k, axis = kh * kw, 3
+    else:
+        k = I8_MAX_K32 + 1 if longer else I8_MAX_K32
+        xs = (1, 1, 2, k) if op == "Conv2D" else (2, k)  # the second row partly random
+        x = np.full(xs, -128, np.int8)
+        x.reshape(-1, k)[-1, ::5] = rand_i8(rng, (k + 4) // 5)
+        w = np.empty((nch, 1, 1, k) if op == "Conv2D" else (nch, k), np.int8)
+        w.reshape(nch, k)[0], w.reshape(nch, k)[1] = -128, 127
+        w.reshape(nch, k)[2] = rand_i8(rng, k)
+        axis = 0
+    b = np.array([extra, -extra, 1000], np.int32)
+    sx, so = f32(0.01), f32(0.02)
+    sw = (2.0 ** np.array([-25.0, -25.2, -12.0]) * so / sx).astype(np.float32)
+    in_q = [Q(sx, zx), Q(sw, 0, axis), Q((np.float64(sx) * sw).astype(np.float32), 0)]
+    y = check(op, [x, w, b], {}, in_q, [Q(so, 0)], const=(1, 2))
+    first = y.reshape(-1, nch)[0]  # the row of largest products: about +-2^31 * 2^-25
+    assert first[0] == 64 and first[1] < -50, first
+
+
+# ----------------------------------------------------------------------------------------------
 # Elementwise
 
 
@@ -542,6 +758,27 @@ def test_binary(op, shapes, scales):
             check(op, [x, y], act_attrs(act, ymax), [Q(s1, z1), Q(s2, z2)], [qo])
 
 
+# From 1024 output elements Add / Sub read the rescaled inputs from two 256-entry tables.
+LARGE_BROADCAST = [((32, 40), (32, 40)), ((8, 16, 12), (12,)), ((40, 1), (1, 30)),
+                   ((2048,), ()), ((), (3, 20, 20)), ((2, 1, 24, 24), (1, 3, 24, 1))]
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub"])
+@pytest.mark.parametrize("shapes", LARGE_BROADCAST, ids=[str(s) for s in LARGE_BROADCAST])
+def test_add_sub_tables(op, shapes):
+    rng = rng_for(op, "tables", shapes)
+    x, y = rand_i8(rng, *shapes[0]), rand_i8(rng, *shapes[1])
+    fn = np.add if op == "Add" else np.subtract
+    for (s1, s2, so_ratio), (z1, z2, zo), act in zip(
+            [(0.02, 0.02, 1.0), (0.05, 5e-5, 1.0), (0.001, 0.02, 4.0), (0.03, 0.01, 0.05)] * 2,
+            ZP_TRIPLES + [(3, -3, 3)], ACTS * 2):
+        s1, s2 = f32(s1), f32(s2)
+        yf = fn(dequantize(x, s1, z1).astype(np.float64), dequantize(y, s2, z2))
+        ymax, qo = out_quant(yf, zo, so_ratio)
+        check(op, [x, y], act_attrs(act, ymax), [Q(s1, z1), Q(s2, z2)], [qo])
+    check(op, [x, y], {}, [Q(0.02, 5), Q(0.03, -1)], [Q(0.04, 2)], const=(1,))
+
+
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul"])
 def test_binary_const_operand(op):
     rng = rng_for(op, "const")
@@ -563,10 +800,11 @@ def test_add_is_close_to_float():
     assert np.max(np.abs(got.astype(int) - want)) <= 1
 
 
-def test_in_place_chain():
+@pytest.mark.parametrize("shape", [(4, 6), (48, 40)])
+def test_in_place_chain(shape):
     """Add -> Mul -> Sub -> Relu, each intermediate dying at its consumer (run in place)."""
-    rng = rng_for("chain")
-    x, y = rand_i8(rng, 4, 6), rand_i8(rng, 6)
+    rng = rng_for("chain", *([] if shape == (4, 6) else [shape]))
+    x, y = rand_i8(rng, *shape), rand_i8(rng, shape[-1])
     qs = [Q(0.05, 3), Q(0.02, -1), Q(0.06, 0), Q(0.1, -20), Q(0.08, 10), Q(0.08, 10)]
     g = ir.Graph()
     g.add_input("x", "int8", x.shape, quant=qs[0])
