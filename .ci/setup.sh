@@ -5,13 +5,19 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages: a C compiler and venv support; for the tests also clang (sanitizers,
-# libFuzzer) and flatc (checks the generated schema code).
+# libFuzzer), flatc (checks the generated schema code), and an aarch64 cross compiler with
+# qemu-user (the ARM tests).
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 if [ "${EMBER_EXTRAS:-}" = test ]; then
   command -v clang >/dev/null || need+=(clang)
   command -v flatc >/dev/null || need+=(flatbuffers-compiler)
+  # ARM builds tested under emulation (tests/test_arm.py): a cross compiler and qemu-user.
+  if [ "$(uname -m)" = x86_64 ]; then
+    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+    command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+  fi
   # LeakSanitizer and libFuzzer runtimes ship with clang on Debian; make sure they are there.
   ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
     || [ "$(uname -m)" != x86_64 ] || need+=(libclang-rt-dev)

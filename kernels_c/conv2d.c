@@ -23,18 +23,19 @@
 
 /* The fast int8 loop's plan (the same in prepare and eval): the reduction length k =
  * KH*KW*C/groups, the row stride of patches and weights (k, or k rounded up to 16 when the
- * weights are copied zero-padded), and its scratch: the requantization tables, the int32 sums
- * of two rows, one block of patches (int16) and the padded weights. fast is false when k is
- * too long for int32 sums. */
+ * weights are copied zero-padded), and its scratch: the requantization tables and the padded
+ * weights (shared), then per thread the int32 sums of two rows and one block of patches
+ * (int16). fast is false when k is too long for int32 sums. */
 typedef struct {
   bool fast, pad_w;
   size_t k, ld;
-  size_t rq_bytes, acc_bytes, patch_bytes, wpad_bytes;
+  size_t rq_bytes, acc_bytes, patch_bytes, wpad_bytes, threads;
 } Conv2dInt8Plan;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static void conv2d_int8_plan(const EmberWindowGeom *g, int32_t groups, Conv2dInt8Plan *pl) {
+static void conv2d_int8_plan(const EmberWindowGeom *g, int32_t groups, int threads,
+                             Conv2dInt8Plan *pl) {
   pl->k = (size_t)(g->kh * g->kw * (g->c / groups));
   pl->fast = pl->k <= EMBER_I8_MAX_K32;
   pl->pad_w =
@@ -44,6 +45,11 @@ static void conv2d_int8_plan(const EmberWindowGeom *g, int32_t groups, Conv2dInt
   pl->acc_bytes = align64(2 * (size_t)(g->oc / groups) * sizeof(int32_t));
   pl->patch_bytes = align64(EMBER_I8_ROW_BLOCK * pl->ld * sizeof(int16_t));
   pl->wpad_bytes = pl->pad_w ? align64((size_t)g->oc * pl->ld) : 0;
+  pl->threads = threads > 1 ? (size_t)threads : 1;
+}
+
+static size_t conv2d_int8_work_bytes(const Conv2dInt8Plan *pl) {
+  return pl->rq_bytes + pl->wpad_bytes + pl->threads * (pl->acc_bytes + pl->patch_bytes);
 }
 
 static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
@@ -52,10 +58,8 @@ static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
   Conv2dInt8Plan pl;
-  conv2d_int8_plan(&g, ctx->params->groups, &pl);
-  if (pl.fast)
-    ember_conv_int8_reserve(ctx, (int32_t)g.oc,
-                            pl.rq_bytes + pl.acc_bytes + pl.patch_bytes + pl.wpad_bytes);
+  conv2d_int8_plan(&g, ctx->params->groups, ctx->num_threads, &pl);
+  if (pl.fast) ember_conv_int8_reserve(ctx, (int32_t)g.oc, conv2d_int8_work_bytes(&pl));
   return EMBER_OK;
 }
 
@@ -125,27 +129,33 @@ static void conv2d_reference_int8(const int8_t *x, const int8_t *w, const int32_
  * EMBER_I8_ROW_BLOCK output pixels gather their patches [KH][KW][C/groups] as int16 x - zp_x
  * (0 where the window leaves the input: padding adds nothing), then ember_gemm_i8 multiplies
  * them with the weight rows w[o] (int32 sums) and requantizes. A 1x1 convolution's patch is
- * the pixel itself: the loop is a plain matrix product. */
-static void conv2d_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
-                             const EmberWindowGeom *g, const EmberParams *p,
-                             const EmberConvQuant *q, const Conv2dInt8Plan *pl) {
+ * the pixel itself: the loop is a plain matrix product. Runs on a slice of output rows
+ * (ember_conv_parallel_rows) with its thread's sums and patches. */
+typedef struct {
+  const int8_t *x, *w;
+  int8_t *out;
+  const EmberParams *p;
+  const EmberConvQuant *q;
+  const Conv2dInt8Plan *pl;
+  const EmberRequantRow *rq;
+} Conv2dFastJob;
+
+static void conv2d_fast_int8_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                   size_t out_off, int thread) {
+  const Conv2dFastJob *j = arg;
+  const EmberParams *p = j->p;
+  const EmberConvQuant *q = j->q;
+  const Conv2dInt8Plan *pl = j->pl;
+  const int8_t *x = j->x + x_off, *w = j->w;
+  int8_t *out = j->out + out_off;
   const int64_t cg = g->c / p->groups, og = g->oc / p->groups; /* channels per group */
   const size_t pixels = (size_t)(g->oh * g->ow), k = pl->k, ld = pl->ld;
   /* a window row's taps are one run of x when they are adjacent and hold every channel */
   const bool row_contiguous = g->dw == 1 && cg == g->c;
-  char *work = q->work;
-  EmberRequantRow rq;
-  ember_requant_init(&rq, work, q, bias, (size_t)g->oc, (int64_t)k * 255 * 128);
-  int32_t *acc = (int32_t *)(work + pl->rq_bytes);
-  int16_t *patch = (int16_t *)(work + pl->rq_bytes + pl->acc_bytes);
-  if (pl->pad_w) { /* rows of ld bytes, zero past k: the reductions have no scalar tail */
-    int8_t *wp = (int8_t *)(work + pl->rq_bytes + pl->acc_bytes + pl->patch_bytes);
-    for (int64_t o = 0; o < g->oc; o++) {
-      memcpy(wp + (size_t)o * ld, w + (size_t)o * k, k);
-      memset(wp + (size_t)o * ld + k, 0, ld - k);
-    }
-    w = wp;
-  }
+  char *mine = (char *)q->work + pl->rq_bytes + pl->wpad_bytes +
+               (size_t)thread * (pl->acc_bytes + pl->patch_bytes);
+  int32_t *acc = (int32_t *)mine;
+  int16_t *patch = (int16_t *)(mine + pl->acc_bytes);
   for (int64_t n = 0; n < g->n; n++) {
     const int8_t *xn = x + (size_t)(n * g->h * g->w * g->c);
     int8_t *outn = out + (size_t)n * pixels * (size_t)g->oc;
@@ -180,7 +190,7 @@ static void conv2d_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bi
           }
           if (ld > k) memset(row, 0, (ld - k) * sizeof(int16_t));
         }
-        ember_gemm_i8(patch, ld, w + (size_t)(group * og) * ld, ld, ld, np, (size_t)og, &rq,
+        ember_gemm_i8(patch, ld, w + (size_t)(group * og) * ld, ld, ld, np, (size_t)og, j->rq,
                       (size_t)(group * og), acc, outn + p0 * (size_t)g->oc + (size_t)(group * og),
                       (size_t)g->oc);
       }
@@ -188,15 +198,56 @@ static void conv2d_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bi
   }
 }
 
+/* The shared set-up (requantization tables, padded weights), then the slices. */
+static void conv2d_fast_int8(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
+                             const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
+                             const EmberParams *p, const EmberConvQuant *q,
+                             const Conv2dInt8Plan *pl) {
+  const size_t k = pl->k, ld = pl->ld;
+  char *work = q->work;
+  EmberRequantRow rq;
+  ember_requant_init(&rq, work, q, bias, (size_t)g->oc, (int64_t)k * 255 * 128);
+  if (pl->pad_w) { /* rows of ld bytes, zero past k: the reductions have no scalar tail */
+    int8_t *wp = (int8_t *)(work + pl->rq_bytes);
+    for (int64_t o = 0; o < g->oc; o++) {
+      memcpy(wp + (size_t)o * ld, w + (size_t)o * k, k);
+      memset(wp + (size_t)o * ld + k, 0, ld - k);
+    }
+    w = wp;
+  }
+  Conv2dFastJob j = {x, w, out, p, q, pl, &rq};
+  ember_conv_parallel_rows(ctx, g, (size_t)(g->n * g->oh * g->ow * g->oc) * k,
+                           conv2d_fast_int8_slice, &j);
+}
+
+typedef struct {
+  const int8_t *x, *w;
+  const int32_t *bias;
+  int8_t *out;
+  const EmberParams *p;
+  const EmberConvQuant *q;
+} Conv2dRefJob;
+
+static void conv2d_reference_int8_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                        size_t out_off, int thread) {
+  (void)thread;
+  const Conv2dRefJob *j = arg;
+  conv2d_reference_int8(j->x + x_off, j->w, j->bias, j->out + out_off, g, j->p, j->q);
+}
+
 /* The int8 path: the fast loop, or the reference for reductions too long for int32 sums. */
-static void conv2d_int8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
-                        const EmberWindowGeom *g, const EmberParams *p, const EmberConvQuant *q) {
+static void conv2d_int8(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
+                        const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
+                        const EmberParams *p, const EmberConvQuant *q) {
   Conv2dInt8Plan pl;
-  conv2d_int8_plan(g, p->groups, &pl);
-  if (pl.fast && q->work)
-    conv2d_fast_int8(x, w, bias, out, g, p, q, &pl);
-  else
-    conv2d_reference_int8(x, w, bias, out, g, p, q);
+  conv2d_int8_plan(g, p->groups, ctx->num_threads, &pl);
+  if (pl.fast && q->work) {
+    conv2d_fast_int8(ctx, x, w, bias, out, g, p, q, &pl);
+  } else {
+    Conv2dRefJob j = {x, w, bias, out, p, q};
+    ember_conv_parallel_rows(ctx, g, (size_t)(g->n * g->oh * g->ow * g->oc) * pl.k,
+                             conv2d_reference_int8_slice, &j);
+  }
 }
 
 /* The hybrid path: each image quantized into qx (h*w*c bytes of scratch), then the int8
@@ -236,7 +287,9 @@ static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt
 }
 
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
-  return ember_conv_eval(ctx, conv2d_reference, conv2d_int8, conv2d_hybrid);
+  const EmberTensor *w = ctx->inputs[1];
+  const size_t taps = (size_t)w->dims[1] * (size_t)w->dims[2] * (size_t)w->dims[3];
+  return ember_conv_eval_split(ctx, taps, conv2d_reference, conv2d_int8, conv2d_hybrid);
 }
 
 const EmberKernel ember_kernel_conv2d = {conv2d_prepare, conv2d_eval};

@@ -30,9 +30,10 @@ static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
   if (st != EMBER_OK || ctx->inputs[0]->type != EMBER_INT8) return st;
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
-  if (depthwise_fast_ok(&g))
+  if (depthwise_fast_ok(&g)) /* the tables, then each thread's sums */
     ember_conv_int8_reserve(ctx, (int32_t)g.oc,
-                            depthwise_rq_bytes(&g) + align64((size_t)g.oc * sizeof(int32_t)));
+                            depthwise_rq_bytes(&g) + (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
+                                                         align64((size_t)g.oc * sizeof(int32_t)));
   return EMBER_OK;
 }
 
@@ -113,15 +114,24 @@ static inline void depthwise_tap(const int8_t *restrict x, const int8_t *restric
 /* The fast int8 loop (same numbers as depthwise_conv2d_reference_int8; depth multiplier 1):
  * per output pixel, the window's in-bounds taps are summed into int32 sums acc[c] with the
  * channel loop innermost (contiguous in x, w and acc: it vectorizes over C), each product
- * (x - zp_x) * w exact in int16 (|.| <= 255 * 128); then each channel is requantized once. */
-static void depthwise_conv2d_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                                       int8_t *out, const EmberWindowGeom *g,
-                                       const EmberConvQuant *q) {
+ * (x - zp_x) * w exact in int16 (|.| <= 255 * 128); then each channel is requantized once.
+ * Runs on a slice of output rows (ember_conv_parallel_rows) with its thread's sums. */
+typedef struct {
+  const int8_t *x, *w;
+  const int32_t *bias;
+  int8_t *out;
+  const EmberParams *p;
+  const EmberConvQuant *q;
+  const EmberRequantRow *rq;
+} DepthwiseJob;
+
+static void depthwise_conv2d_fast_int8(const int8_t *x, const int8_t *w, int8_t *out,
+                                       const EmberWindowGeom *g, const EmberConvQuant *q,
+                                       const EmberRequantRow *rqp, int thread) {
   const size_t c = (size_t)g->c;
-  char *work = q->work;
-  EmberRequantRow rq;
-  ember_requant_init(&rq, work, q, bias, c, g->kh * g->kw * 255 * 128);
-  int32_t *acc = (int32_t *)(work + depthwise_rq_bytes(g));
+  const EmberRequantRow rq = *rqp;
+  int32_t *acc = (int32_t *)((char *)q->work + depthwise_rq_bytes(g) +
+                             (size_t)thread * align64(c * sizeof(int32_t)));
   const int32_t zx = q->x_zp;
   for (int64_t n = 0; n < g->n; n++) {
     const int8_t *xn = x + (size_t)(n * g->h * g->w) * c;
@@ -150,14 +160,33 @@ static void depthwise_conv2d_fast_int8(const int8_t *x, const int8_t *w, const i
   }
 }
 
+static void depthwise_fast_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                 size_t out_off, int thread) {
+  const DepthwiseJob *j = arg;
+  depthwise_conv2d_fast_int8(j->x + x_off, j->w, j->out + out_off, g, j->q, j->rq, thread);
+}
+
+static void depthwise_reference_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                      size_t out_off, int thread) {
+  (void)thread;
+  const DepthwiseJob *j = arg;
+  depthwise_conv2d_reference_int8(j->x + x_off, j->w, j->bias, j->out + out_off, g, j->p, j->q);
+}
+
 /* The int8 path: the fast loop, or the reference (depth multiplier > 1, huge kernels). */
-static void depthwise_conv2d_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                                  int8_t *out, const EmberWindowGeom *g, const EmberParams *p,
-                                  const EmberConvQuant *q) {
-  if (depthwise_fast_ok(g) && q->work)
-    depthwise_conv2d_fast_int8(x, w, bias, out, g, q);
-  else
-    depthwise_conv2d_reference_int8(x, w, bias, out, g, p, q);
+static void depthwise_conv2d_int8(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
+                                  const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
+                                  const EmberParams *p, const EmberConvQuant *q) {
+  const size_t work = (size_t)(g->n * g->oh * g->ow * g->oc * g->kh * g->kw);
+  if (depthwise_fast_ok(g) && q->work) {
+    EmberRequantRow rq; /* the tables, shared by the threads (read only) */
+    ember_requant_init(&rq, q->work, q, bias, (size_t)g->c, g->kh * g->kw * 255 * 128);
+    DepthwiseJob j = {x, w, bias, out, p, q, &rq};
+    ember_conv_parallel_rows(ctx, g, work, depthwise_fast_slice, &j);
+  } else {
+    DepthwiseJob j = {x, w, bias, out, p, q, NULL};
+    ember_conv_parallel_rows(ctx, g, work, depthwise_reference_slice, &j);
+  }
 }
 
 /* The hybrid path: each image quantized into qx (h*w*c bytes of scratch), then the int8
@@ -196,8 +225,10 @@ static void depthwise_conv2d_hybrid(const float *x, const int8_t *w, const Ember
 }
 
 static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
-  return ember_conv_eval(ctx, depthwise_conv2d_reference, depthwise_conv2d_int8,
-                         depthwise_conv2d_hybrid);
+  const EmberTensor *w = ctx->inputs[1];
+  return ember_conv_eval_split(ctx, (size_t)w->dims[1] * (size_t)w->dims[2],
+                               depthwise_conv2d_reference, depthwise_conv2d_int8,
+                               depthwise_conv2d_hybrid);
 }
 
 const EmberKernel ember_kernel_depthwise_conv2d = {depthwise_conv2d_prepare,

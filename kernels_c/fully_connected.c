@@ -26,14 +26,14 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* The fast int8 loop's plan (the same in prepare and eval), as Conv2D's: fast when k is short
  * enough for int32 sums; the row stride ld (k, or k rounded up to 16 with zero-padded copies
- * of the weights); scratch for the requantization tables, the int32 sums of two rows, one
- * block of int16 rows, the padded weights. */
+ * of the weights); scratch for the requantization tables and the padded weights (shared),
+ * then per thread the int32 sums of two rows and one block of int16 rows. */
 typedef struct {
   bool fast, pad_w;
-  size_t ld, rq_bytes, acc_bytes, rows_bytes, wpad_bytes;
+  size_t ld, rq_bytes, acc_bytes, rows_bytes, wpad_bytes, threads;
 } FcInt8Plan;
 
-static void fc_int8_plan(size_t rows, size_t n, size_t k, FcInt8Plan *pl) {
+static void fc_int8_plan(size_t rows, size_t n, size_t k, int threads, FcInt8Plan *pl) {
   pl->fast = k <= EMBER_I8_MAX_K32;
   pl->pad_w = pl->fast && ember_i8_pad_weights(k, n, rows);
   pl->ld = pl->pad_w ? ember_i8_padded_k(k) : k;
@@ -41,6 +41,7 @@ static void fc_int8_plan(size_t rows, size_t n, size_t k, FcInt8Plan *pl) {
   pl->acc_bytes = align64(2 * n * sizeof(int32_t));
   pl->rows_bytes = align64(EMBER_I8_ROW_BLOCK * pl->ld * sizeof(int16_t));
   pl->wpad_bytes = pl->pad_w ? align64(n * pl->ld) : 0;
+  pl->threads = threads > 1 ? (size_t)threads : 1;
 }
 
 static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
@@ -72,10 +73,11 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   if ((st = ember_prepare_weighted(ctx, 0, n, (size_t)k)) != EMBER_OK) return st;
   if (x->type == EMBER_INT8) {
     FcInt8Plan pl;
-    fc_int8_plan(fc_rows(x), (size_t)n, (size_t)k, &pl);
+    fc_int8_plan(fc_rows(x), (size_t)n, (size_t)k, ctx->num_threads, &pl);
     if (pl.fast)
       ember_conv_int8_reserve(ctx, n,
-                              pl.rq_bytes + pl.acc_bytes + pl.rows_bytes + pl.wpad_bytes);
+                              pl.rq_bytes + pl.wpad_bytes +
+                                  pl.threads * (pl.acc_bytes + pl.rows_bytes));
   }
   int32_t dims[EMBER_MAX_DIMS];
   for (int i = 0; i < x->ndims; i++) dims[i] = x->dims[i];
@@ -83,60 +85,81 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   return ember_set_output(ctx, ctx->outputs[0], x->type, x->ndims, dims);
 }
 
+/* The loops below compute outputs [begin, end) of the flattened [rows, n] (threads split
+ * that range: each output is computed the same way whatever the split). */
+typedef struct {
+  const void *x, *w, *bias;
+  void *out;
+  size_t rows, n, k;
+  const EmberParams *p;
+  const EmberConvQuant *q;
+  const FcInt8Plan *pl;
+  const EmberRequantRow *rq;
+  bool by_rows; /* the fast loop: split over blocks of rows, else over blocks of 4 features */
+} FcJob;
+
 /* The ground truth: rows x [rows, k] against w [n, k]. */
-static void fully_connected_reference(const float *x, const float *w, const float *bias,
-                                      float *out, size_t rows, size_t n, size_t k,
-                                      const EmberParams *p) {
-  for (size_t r = 0; r < rows; r++) {
-    for (size_t j = 0; j < n; j++) {
-      float acc = 0.0f;
-      for (size_t i = 0; i < k; i++) acc += x[r * k + i] * w[j * k + i];
-      if (bias) acc += bias[j];
-      out[r * n + j] = ember_activate(acc, p);
-    }
+static void fully_connected_reference(void *arg, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const FcJob *j = arg;
+  const float *x = j->x, *w = j->w, *bias = j->bias;
+  float *out = j->out;
+  const size_t n = j->n, k = j->k;
+  for (size_t e = begin; e < end; e++) {
+    const size_t r = e / n, c = e % n;
+    float acc = 0.0f;
+    for (size_t i = 0; i < k; i++) acc += x[r * k + i] * w[c * k + i];
+    if (bias) acc += bias[c];
+    out[e] = ember_activate(acc, j->p);
   }
 }
 
 /* The int8 ground truth: the same loop with exact int64 accumulation. */
-static void fully_connected_reference_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                                           int8_t *out, size_t rows, size_t n, size_t k,
-                                           const EmberConvQuant *q) {
-  for (size_t r = 0; r < rows; r++) {
-    for (size_t j = 0; j < n; j++) {
-      int64_t acc = bias ? bias[j] : 0;
-      for (size_t i = 0; i < k; i++)
-        acc += (int64_t)((int32_t)x[r * k + i] - q->x_zp) * w[j * k + i];
-      out[r * n + j] = ember_clamp_i8(ember_requantize(acc, q->mult[j]) + q->out_zp, q->lo, q->hi);
-    }
+static void fully_connected_reference_int8(void *arg, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const FcJob *j = arg;
+  const int8_t *x = j->x, *w = j->w;
+  const int32_t *bias = j->bias;
+  int8_t *out = j->out;
+  const EmberConvQuant *q = j->q;
+  const size_t n = j->n, k = j->k;
+  for (size_t e = begin; e < end; e++) {
+    const size_t r = e / n, c = e % n;
+    int64_t acc = bias ? bias[c] : 0;
+    for (size_t i = 0; i < k; i++)
+      acc += (int64_t)((int32_t)x[r * k + i] - q->x_zp) * w[c * k + i];
+    out[e] = ember_clamp_i8(ember_requantize(acc, q->mult[c]) + q->out_zp, q->lo, q->hi);
   }
 }
 
 /* The fast int8 loop (same numbers as fully_connected_reference_int8): blocks of
- * EMBER_I8_ROW_BLOCK rows widened to int16 x - zp_x, then ember_gemm_i8 (int32 sums). */
-static void fully_connected_fast_int8(const int8_t *x, const int8_t *w, const int32_t *bias,
-                                      int8_t *out, size_t rows, size_t n, size_t k,
-                                      const EmberConvQuant *q, const FcInt8Plan *pl) {
-  char *work = q->work;
-  EmberRequantRow rq;
-  ember_requant_init(&rq, work, q, bias, n, (int64_t)k * 255 * 128);
-  int32_t *acc = (int32_t *)(work + pl->rq_bytes);
-  int16_t *xs = (int16_t *)(work + pl->rq_bytes + pl->acc_bytes);
-  const size_t ld = pl->ld;
-  if (pl->pad_w) {
-    int8_t *wp = (int8_t *)(work + pl->rq_bytes + pl->acc_bytes + pl->rows_bytes);
-    for (size_t j = 0; j < n; j++) {
-      memcpy(wp + j * ld, w + j * k, k);
-      memset(wp + j * ld + k, 0, ld - k);
-    }
-    w = wp;
+ * EMBER_I8_ROW_BLOCK rows widened to int16 x - zp_x, then ember_gemm_i8 (int32 sums). A thread
+ * takes blocks of rows [begin, end) (by_rows), or features [4 begin, 4 end) of every row. */
+static void fully_connected_fast_int8(void *arg, size_t begin, size_t end, int thread) {
+  const FcJob *j = arg;
+  const FcInt8Plan *pl = j->pl;
+  const int8_t *x = j->x, *w = j->w;
+  int8_t *out = j->out;
+  const size_t n = j->n, k = j->k, ld = pl->ld;
+  char *mine = (char *)j->q->work + pl->rq_bytes + pl->wpad_bytes +
+               (size_t)thread * (pl->acc_bytes + pl->rows_bytes);
+  int32_t *acc = (int32_t *)mine;
+  int16_t *xs = (int16_t *)(mine + pl->acc_bytes);
+  size_t r_begin = 0, r_end = j->rows, c0 = 0, c1 = n;
+  if (j->by_rows) {
+    r_begin = begin * EMBER_I8_ROW_BLOCK;
+    r_end = end * EMBER_I8_ROW_BLOCK < j->rows ? end * EMBER_I8_ROW_BLOCK : j->rows;
+  } else {
+    c0 = begin * 4;
+    c1 = end * 4 < n ? end * 4 : n;
   }
-  for (size_t r0 = 0; r0 < rows; r0 += EMBER_I8_ROW_BLOCK) {
-    const size_t nr = rows - r0 < EMBER_I8_ROW_BLOCK ? rows - r0 : EMBER_I8_ROW_BLOCK;
+  for (size_t r0 = r_begin; r0 < r_end; r0 += EMBER_I8_ROW_BLOCK) {
+    const size_t nr = r_end - r0 < EMBER_I8_ROW_BLOCK ? r_end - r0 : EMBER_I8_ROW_BLOCK;
     for (size_t i = 0; i < nr; i++) {
-      ember_widen_i8(x + (r0 + i) * k, k, q->x_zp, xs + i * ld);
+      ember_widen_i8(x + (r0 + i) * k, k, j->q->x_zp, xs + i * ld);
       if (ld > k) memset(xs + i * ld + k, 0, (ld - k) * sizeof(int16_t));
     }
-    ember_gemm_i8(xs, ld, w, ld, ld, nr, n, &rq, 0, acc, out + r0 * n, n);
+    ember_gemm_i8(xs, ld, w + c0 * ld, ld, ld, nr, c1 - c0, j->rq, c0, acc, out + r0 * n + c0, n);
   }
 }
 
@@ -162,20 +185,36 @@ static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const size_t k = (size_t)w->dims[1], n = (size_t)w->dims[0];
   const size_t rows = fc_rows(x);
+  FcJob j = {x->data, w->data, bias ? bias->data : NULL, ctx->outputs[0]->data, rows, n, k,
+             ctx->params, NULL, NULL, NULL, false};
+  const size_t work = rows * n * k;
   if (x->type == EMBER_INT8) {
     EmberConvQuant q;
     ember_conv_int8_setup(ctx, (int32_t)n, &q);
+    j.q = &q;
     FcInt8Plan pl;
-    fc_int8_plan(rows, n, k, &pl);
+    fc_int8_plan(rows, n, k, ctx->num_threads, &pl);
     if (pl.fast && q.work) {
-      fully_connected_fast_int8((const int8_t *)x->data, (const int8_t *)w->data,
-                                bias ? (const int32_t *)bias->data : NULL,
-                                (int8_t *)ctx->outputs[0]->data, rows, n, k, &q, &pl);
+      char *work_mem = q.work;
+      EmberRequantRow rq;
+      ember_requant_init(&rq, work_mem, &q, (const int32_t *)j.bias, n, (int64_t)k * 255 * 128);
+      if (pl.pad_w) {
+        int8_t *wp = (int8_t *)(work_mem + pl.rq_bytes);
+        for (size_t c = 0; c < n; c++) {
+          memcpy(wp + c * pl.ld, (const int8_t *)w->data + c * k, k);
+          memset(wp + c * pl.ld + k, 0, pl.ld - k);
+        }
+        j.w = wp;
+      }
+      j.pl = &pl;
+      j.rq = &rq;
+      const size_t blocks = (rows + EMBER_I8_ROW_BLOCK - 1) / EMBER_I8_ROW_BLOCK;
+      j.by_rows = blocks >= pl.threads * 2 || n < 8;
+      ember_parallel_for(ctx, j.by_rows ? blocks : (n + 3) / 4, work, fully_connected_fast_int8,
+                         &j);
       return EMBER_OK;
     }
-    fully_connected_reference_int8((const int8_t *)x->data, (const int8_t *)w->data,
-                                   bias ? (const int32_t *)bias->data : NULL,
-                                   (int8_t *)ctx->outputs[0]->data, rows, n, k, &q);
+    ember_parallel_for(ctx, rows * n, work, fully_connected_reference_int8, &j);
     return EMBER_OK;
   }
   if (w->type == EMBER_INT8) { /* hybrid: prepare checked it */
@@ -185,9 +224,7 @@ static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
                            ctx->params);
     return EMBER_OK;
   }
-  fully_connected_reference((const float *)x->data, (const float *)w->data,
-                            bias ? (const float *)bias->data : NULL,
-                            (float *)ctx->outputs[0]->data, rows, n, k, ctx->params);
+  ember_parallel_for(ctx, rows * n, work, fully_connected_reference, &j);
   return EMBER_OK;
 }
 

@@ -119,6 +119,9 @@ typedef struct EmberNode {
   EmberParams params;
 } EmberNode;
 
+/* The interpreter's thread pool (interpreter/src/threadpool.c); NULL when single-threaded. */
+typedef struct EmberThreadPool EmberThreadPool;
+
 typedef struct EmberKernelCtx {
   const EmberNode *node;
   const EmberParams *params;
@@ -128,7 +131,8 @@ typedef struct EmberKernelCtx {
   /* prepare may set scratch_bytes; eval then gets that much in `scratch` (64-byte aligned) */
   size_t scratch_bytes;
   void *scratch;
-  int num_threads;
+  int num_threads;       /* >= 1; prepare may size per-thread scratch by it */
+  EmberThreadPool *pool; /* the interpreter's, NULL when num_threads is 1 */
   char *error;           /* message buffer owned by the interpreter */
   size_t error_size;
 } EmberKernelCtx;
@@ -144,6 +148,22 @@ const EmberKernel *ember_kernel_for(int op);
 #define EMBER_OP(num, name, sym) extern const EmberKernel ember_kernel_##sym;
 #include "ops.def"
 #undef EMBER_OP
+
+/* ---- threads (interpreter/src/threadpool.c) ---- */
+
+/* A parallel loop's body: the items [begin, end) of [0, n), run by thread `thread` (in
+ * [0, ctx->num_threads): an index for per-thread scratch). */
+typedef void (*EmberParallelFn)(void *arg, size_t begin, size_t end, int thread);
+/* Below this much work per thread (an estimate, in multiply-adds) a loop is not split. */
+#ifndef EMBER_PARALLEL_MIN_WORK
+#define EMBER_PARALLEL_MIN_WORK 16384
+#endif
+/* Runs fn over [0, n) split into contiguous ranges, at most one per thread of ctx's pool and
+ * at most work / EMBER_PARALLEL_MIN_WORK of them, and returns when all are done; inline (one
+ * call fn(arg, 0, n, 0)) without a pool or for little work. Each range must write outputs of
+ * its own: results then do not depend on the thread count. */
+void ember_parallel_for(EmberKernelCtx *ctx, size_t n, size_t work, EmberParallelFn fn,
+                        void *arg);
 
 /* ---- helpers for kernels (kernel_util.c) ---- */
 
@@ -428,5 +448,27 @@ typedef void (*EmberConvHybrid)(const float *x, const int8_t *w, const EmberTens
  * int8 x, hybrid for int8 w (NULL for an op whose prepare rejects that), else reference. */
 EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference,
                             EmberConvReferenceInt8 reference_int8, EmberConvHybrid hybrid);
+
+/* Threads for Conv2D, DepthwiseConv2D and the pools (not TransposeConv2D, whose geometry
+ * differs): the output pixels (n, oh, ow) are split over ctx's threads, in slices that are
+ * geometries of their own: one image (n = 1) and either whole rows [oh0, oh1) (oh = oh1 - oh0,
+ * top moved up by oh0 * sh: it may go below 0) or part of one row, columns [ow0, ow1) (oh = 1,
+ * ow = ow1 - ow0, top and left moved by oh0 * sh and ow0 * sw); x and out are offset (in
+ * elements) to that image and to that first output pixel. Output pixels of a slice are
+ * contiguous. Any loop written for a geometry computes on a slice exactly what it computes
+ * there on the whole: results do not depend on the thread count. `work` estimates the whole
+ * loop's multiply-adds. */
+typedef void (*EmberConvSliceFn)(void *arg, const EmberWindowGeom *slice, size_t x_off,
+                                 size_t out_off, int thread);
+void ember_conv_parallel_rows(EmberKernelCtx *ctx, const EmberWindowGeom *g, size_t work,
+                              EmberConvSliceFn fn, void *arg);
+/* The int8 loop of ember_conv_eval_split: it gets ctx, to split its own work. */
+typedef void (*EmberConvInt8)(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
+                              const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
+                              const EmberParams *p, const EmberConvQuant *q);
+/* ember_conv_eval with the float32 reference split by ember_conv_parallel_rows (work: taps per
+ * output, e.g. KH*KW*C/groups), int8 given ctx; hybrid runs on one thread. */
+EmberStatus ember_conv_eval_split(EmberKernelCtx *ctx, size_t taps, EmberConvReference reference,
+                                  EmberConvInt8 int8, EmberConvHybrid hybrid);
 
 #endif /* EMBER_KERNEL_H */

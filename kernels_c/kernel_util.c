@@ -418,6 +418,81 @@ EmberStatus ember_conv_eval(EmberKernelCtx *ctx, EmberConvReference reference,
   return EMBER_OK;
 }
 
+typedef struct {
+  const EmberWindowGeom *g;
+  EmberConvSliceFn fn;
+  void *arg;
+} ConvRows;
+
+static void conv_rows_body(void *arg, size_t begin, size_t end, int thread) {
+  const ConvRows *cr = arg;
+  const EmberWindowGeom *g = cr->g;
+  const size_t oh = (size_t)g->oh, ow = (size_t)g->ow, image = oh * ow;
+  while (begin < end) { /* a partial row, or whole rows, of one image at a time */
+    const size_t n = begin / image, r = begin % image / ow, c = begin % ow;
+    const size_t stop = end < (n + 1) * image ? end : (n + 1) * image;
+    EmberWindowGeom s = *g;
+    s.n = 1;
+    s.top = g->top - (int64_t)r * g->sh;
+    size_t count;
+    if (c != 0 || stop - begin < ow) { /* columns [c, c1) of row r: a slice of one row */
+      const size_t c1 = stop - begin < ow - c ? c + (stop - begin) : ow;
+      s.oh = 1;
+      s.ow = (int64_t)(c1 - c);
+      s.left = g->left - (int64_t)c * g->sw;
+      count = c1 - c;
+    } else {
+      s.oh = (int64_t)((stop - begin) / ow);
+      count = (size_t)s.oh * ow;
+    }
+    cr->fn(cr->arg, &s, n * (size_t)(g->h * g->w * g->c), begin * (size_t)g->oc, thread);
+    begin += count;
+  }
+}
+
+void ember_conv_parallel_rows(EmberKernelCtx *ctx, const EmberWindowGeom *g, size_t work,
+                              EmberConvSliceFn fn, void *arg) {
+  ConvRows cr = {g, fn, arg};
+  ember_parallel_for(ctx, (size_t)(g->n * g->oh * g->ow), work, conv_rows_body, &cr);
+}
+
+typedef struct {
+  EmberConvReference reference;
+  const float *x, *w, *bias;
+  float *out;
+  const EmberParams *p;
+} ConvFloatJob;
+
+static void conv_float_slice(void *arg, const EmberWindowGeom *s, size_t x_off, size_t out_off,
+                             int thread) {
+  (void)thread;
+  const ConvFloatJob *j = arg;
+  j->reference(j->x + x_off, j->w, j->bias, j->out + out_off, s, j->p);
+}
+
+EmberStatus ember_conv_eval_split(EmberKernelCtx *ctx, size_t taps, EmberConvReference reference,
+                                  EmberConvInt8 int8, EmberConvHybrid hybrid) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  EmberWindowGeom g;
+  ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+  if (x->type == EMBER_INT8) {
+    EmberConvQuant q;
+    ember_conv_int8_setup(ctx, out->dims[3], &q);
+    int8(ctx, (const int8_t *)x->data, (const int8_t *)w->data,
+         bias ? (const int32_t *)bias->data : NULL, (int8_t *)out->data, &g, ctx->params, &q);
+  } else if (w->type == EMBER_INT8) { /* prepare only lets ops with a hybrid path get here */
+    hybrid((const float *)x->data, (const int8_t *)w->data, w,
+           bias ? (const float *)bias->data : NULL, (float *)out->data, &g, ctx->params,
+           (int8_t *)ctx->scratch);
+  } else {
+    ConvFloatJob j = {reference, (const float *)x->data, (const float *)w->data,
+                      bias ? (const float *)bias->data : NULL, (float *)out->data, ctx->params};
+    ember_conv_parallel_rows(ctx, &g, ember_num_elements(out) * taps, conv_float_slice, &j);
+  }
+  return EMBER_OK;
+}
+
 /* ---- int8 quantization (docs/quantization.md) ---- */
 
 bool ember_quantize_multiplier(double real, EmberMultiplier *out) {

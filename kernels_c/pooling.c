@@ -194,18 +194,43 @@ static void average_pool2d_reference(const float *x, float *out, const EmberWind
 static EmberStatus max_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, false); }
 static EmberStatus average_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, true); }
 
+/* The pools split their output rows over the threads (ember_conv_parallel_rows). */
+typedef struct {
+  const void *x;
+  void *out;
+  const EmberParams *p;
+  bool is_average, is_int8;
+  float sx, so;
+  int32_t zx, zo;
+} PoolJob;
+
+static void pool2d_slice(void *arg, const EmberWindowGeom *g, size_t x_off, size_t out_off,
+                         int thread) {
+  (void)thread;
+  const PoolJob *j = arg;
+  if (j->is_int8)
+    pool2d_reference_int8((const int8_t *)j->x + x_off, (int8_t *)j->out + out_off, g, j->p,
+                          j->is_average, j->sx, j->zx, j->so, j->zo);
+  else if (j->is_average)
+    average_pool2d_reference((const float *)j->x + x_off, (float *)j->out + out_off, g, j->p);
+  else
+    max_pool2d_reference((const float *)j->x + x_off, (float *)j->out + out_off, g, j->p);
+}
+
 static EmberStatus pool2d_eval(EmberKernelCtx *ctx, bool is_average) {
   const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
-  if (x->type == EMBER_INT8)
-    pool2d_reference_int8((const int8_t *)x->data, (int8_t *)out->data, &g, ctx->params,
-                          is_average, x->scales[0], (int32_t)x->zero_points[0], out->scales[0],
-                          (int32_t)out->zero_points[0]);
-  else if (is_average)
-    average_pool2d_reference((const float *)x->data, (float *)out->data, &g, ctx->params);
-  else
-    max_pool2d_reference((const float *)x->data, (float *)out->data, &g, ctx->params);
+  PoolJob j = {x->data, out->data, ctx->params, is_average, x->type == EMBER_INT8, 0.0f, 0.0f,
+               0, 0};
+  if (j.is_int8) {
+    j.sx = x->scales[0];
+    j.zx = (int32_t)x->zero_points[0];
+    j.so = out->scales[0];
+    j.zo = (int32_t)out->zero_points[0];
+  }
+  ember_conv_parallel_rows(ctx, &g, ember_num_elements(out) * (size_t)(g.kh * g.kw),
+                           pool2d_slice, &j);
   return EMBER_OK;
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from util import Builder, api_model, int8_zoo_model, zoo_model
+from util import Builder, api_model, int8_zoo_model, threads_models, zoo_model
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -88,7 +88,13 @@ def models(tmp_path_factory):
     (d / "delegate.ember").write_bytes(delegate_model())
     (d / "zoo.ember").write_bytes(zoo_model())
     (d / "int8.ember").write_bytes(int8_zoo_model())
+    for name, data in threads_models().items():
+        (d / f"{name}.ember").write_bytes(data)
     return d
+
+
+def _threads_models(models: Path) -> list:
+    return sorted(models.glob("threads_*.ember"))
 
 
 def _run(binary: Path, *args, timeout=600):
@@ -113,7 +119,33 @@ def test_planner(kind, request):
 def test_c_api(kind, request, models):
     build = request.getfixturevalue(f"{kind}_build")
     _run(build / "tests/c/test_c_api", models / "api.ember", models / "api_input.bin",
-         models / "api_expected.bin")
+         models / "api_expected.bin", *_threads_models(models))
+
+
+def test_c_api_thread_sanitizer(models):
+    """test_c_api (its thread pool test, and the models run with 2 and 3 threads) built with
+    ThreadSanitizer (clang): no data races in the pool or in the kernels' split work."""
+    cc = _clang()
+    build = ROOT / "build" / "c-tests-tsan"
+    env = dict(os.environ, CC=cc)
+    if not (build / "CMakeCache.txt").exists():
+        subprocess.run([_cmake(), "-S", str(ROOT), "-B", str(build),
+                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DEMBER_BUILD_TESTS=ON",
+                        "-DEMBER_BUILD_EXAMPLES=OFF",
+                        "-DCMAKE_C_FLAGS=-fsanitize=thread -fno-omit-frame-pointer",
+                        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread",
+                        "-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([_cmake(), "--build", str(build), "--target", "test_c_api", "-j",
+                    str(os.cpu_count() or 2)], check=True, env=env, stdout=subprocess.DEVNULL)
+    r = subprocess.run([str(build / "tests/c/test_c_api"), models / "api.ember",
+                        models / "api_input.bin", models / "api_expected.bin",
+                        *_threads_models(models)],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"))
+    sys.stdout.write(r.stdout)
+    assert r.returncode == 0, f"test_c_api under TSan failed ({r.returncode}):\n{r.stdout}\n{r.stderr[-5000:]}"
+    assert "WARNING: ThreadSanitizer" not in r.stderr, r.stderr[-5000:]
 
 
 @pytest.mark.parametrize("kind", ["plain", "sanitized"])
@@ -156,3 +188,72 @@ def test_fuzz_loader(models):
     tail = r.stderr[-4000:]
     assert r.returncode == 0, f"fuzzer found a problem:\n{tail}"
     assert "Done" in tail, tail
+
+
+# -- ember_bench (bench/c/ember_bench.c) -------------------------------------------------------
+
+def _bench(build: Path, *args):
+    return subprocess.run([str(build / "ember_bench"), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_ember_bench_latency(plain_build, models):
+    r = _bench(plain_build, "--model", models / "zoo.ember", "--runs", 7, "--warmup", 2)
+    assert r.returncode == 0, r.stderr
+    assert "7 runs after 2 warm-up, 1 thread(s)" in r.stdout
+    line = next(l for l in r.stdout.splitlines() if l.startswith("latency ms:"))
+    f = [float(v) for v in line.split()[3::2]]  # min, median, p90, max
+    assert len(f) == 4 and 0 < f[0] <= f[1] <= f[2] <= f[3], line
+
+
+def test_ember_bench_json_profile(plain_build, models):
+    """--json has `ember bench --json`'s keys; --profile lists every node once, by time."""
+    import json
+    import ember
+
+    r = _bench(plain_build, "--model", models / "int8.ember", "--runs", 5, "--threads", 2,
+               "--profile", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert (j["runs"], j["warmup"], j["threads"]) == (5, 5, 2)
+    assert j["min_ms"] <= j["median_ms"] <= j["p90_ms"] <= j["max_ms"]
+    assert j["arena_bytes"] > 0
+    it = ember.Interpreter(model_path=str(models / "int8.ember"))
+    nodes = it.get_node_details()
+    prof = j["profile"]
+    assert sorted(p["node"] for p in prof) == list(range(len(nodes)))
+    assert all(p["op"] == nodes[p["node"]]["op"] and p["name"] == nodes[p["node"]]["name"]
+               for p in prof)
+    assert [p["ms"] for p in prof] == sorted((p["ms"] for p in prof), reverse=True)
+    assert abs(sum(p["percent"] for p in prof) - 100) < 0.1
+    assert {"Quantize", "Conv2D", "DepthwiseConv2D"} <= {p["op"] for p in prof}
+
+
+def test_ember_bench_profile_table(plain_build, models):
+    r = _bench(plain_build, models / "zoo.ember", "--runs", 3, "--profile")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    head = lines.index(next(l for l in lines if l.split()[:2] == ["node", "op"]))
+    rows = [l.split() for l in lines[head + 1:] if l.strip()]
+    assert len(rows) == 17 and {"Conv2D", "LogSoftmax", "Cast"} <= {row[1] for row in rows}
+    assert [float(row[3]) for row in rows] == sorted((float(row[3]) for row in rows), reverse=True)
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--model", "{d}/missing.ember"], 1, "cannot open"),
+    (["--model", "{d}/truncated.ember"], 1, "invalid model"),
+    (["--model", "{d}/zoo.ember", "--runs", "0"], 2, "--runs must be"),
+    (["--model", "{d}/zoo.ember", "--threads", "two"], 2, "--threads must be"),
+    (["--model"], 2, "--model needs a value"),
+    (["--runs", "3"], 2, "--model PATH is required"),
+    (["--model", "{d}/zoo.ember", "--frobnicate"], 2, "unknown argument"),
+])
+def test_ember_bench_errors(plain_build, models, args, code, message):
+    (models / "truncated.ember").write_bytes((models / "zoo.ember").read_bytes()[:100])
+    r = _bench(plain_build, *[a.format(d=models) for a in args])
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("ember_bench: error: ") and message in first, r.stderr
+    if code == 1:  # a bad model: one line, no usage
+        assert len(r.stderr.splitlines()) == 1, r.stderr

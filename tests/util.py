@@ -227,3 +227,53 @@ def int8_zoo_graph() -> ir.Graph:
 
 def int8_zoo_model() -> bytes:
     return serialize.serialize(int8_zoo_graph())
+
+
+def int8_op_model(op, xs, ws, attrs, w_axis, seed=0):
+    """One int8 weighted op (Conv2D, DepthwiseConv2D, FullyConnected: per-channel weights along
+    w_axis, int32 bias) on an int8 input "x" of shape xs; returns (model bytes, feeds, the int8
+    reference's output)."""
+    from ember.converter.quantize import int8_ops
+
+    def q(scale, zp=0, axis=0):
+        scale = np.atleast_1d(np.asarray(scale, np.float32))
+        return ir.Quantization(scale, np.broadcast_to(np.int64(zp), scale.shape), axis)
+
+    rng = np.random.default_rng(seed)
+    sx, zx = 0.05, -7
+    x = rng.integers(-128, 128, xs).astype(np.int8)
+    nch = ws[w_axis]
+    sw = (10.0 ** rng.uniform(-2.5, -1.5, nch)).astype(np.float32)
+    w = rng.integers(-127, 128, ws).astype(np.int8)
+    bias = rng.integers(-3000, 3000, nch).astype(np.int32)
+    qx, qw, qb = q(sx, zx), q(sw, 0, w_axis), q((np.float64(sx) * sw).astype(np.float32), 0, 0)
+    qo = q(0.2, 5)
+    ref = int8_ops.run(op, [x, w, bias], attrs, [qx, qw, qb], [qo])[0]
+    g = ir.Graph()
+    xi = g.add_input("x", "int8", xs, quant=qx)
+    wi = g.add_const("w", w, quant=qw)
+    bi = g.add_const("b", bias, quant=qb)
+    yo = g.add_tensor("y", "int8", ref.shape, quant=qo)
+    g.add_node(op, [xi, wi, bi], [yo], attrs, name="node")
+    g.outputs = [yo]
+    return serialize.serialize(g), {"x": x}, ref
+
+
+def threads_models() -> dict:
+    """Models big enough that Conv2D, DepthwiseConv2D and FullyConnected split their work over
+    threads (for the C tests of num_threads): float32 conv -> depthwise -> FC, and int8 ones."""
+    b = Builder()
+    x = b.input("x", b.rng.standard_normal((2, 20, 18, 8)).astype(np.float32))
+    y = b.op("Conv2D", [x, b.weights("w1", 16, 3, 3, 8), b.weights("b1", 16)],
+             {"pads": (1, 1, 1, 1), "strides": (2, 2), "activation": "RELU6"})
+    y = b.op("DepthwiseConv2D", [y, b.weights("dw", 1, 3, 3, 16), b.weights("db", 16)],
+             {"pads": (1, 1, 1, 1)})
+    y = b.op("Reshape", [y], {"shape": (2, -1)})
+    y = b.op("FullyConnected", [y, b.weights("fw", 40, 1440), b.weights("fb", 40)])
+    models = {"threads_f32": b.finish(y)[0]}
+    models["threads_conv_i8"] = int8_op_model("Conv2D", (2, 17, 16, 3), (16, 3, 3, 3),
+                                              {"pads": (1, 1, 1, 1)}, 0)[0]
+    models["threads_dw_i8"] = int8_op_model("DepthwiseConv2D", (1, 20, 20, 32), (1, 3, 3, 32),
+                                            {"pads": (1, 1, 1, 1)}, 3)[0]
+    models["threads_fc_i8"] = int8_op_model("FullyConnected", (1, 512), (96, 512), {}, 0)[0]
+    return models

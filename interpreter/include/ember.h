@@ -67,7 +67,10 @@ typedef struct EmberTensor EmberTensor;
 typedef struct EmberDelegate EmberDelegate; /* see ember_delegate.h */
 
 typedef struct EmberInterpreterOptions {
-  int num_threads;               /* <= 0: 1 */
+  /* <= 0: 1. With n > 1 the interpreter owns n - 1 worker threads (created here, joined at
+   * ember_interpreter_free; none at all for 1) that Conv2D, DepthwiseConv2D, FullyConnected
+   * and the 2-D pools split their outputs over. Results are the same bit for bit for any n. */
+  int num_threads;
   EmberDelegate **delegates;     /* borrowed; must outlive the interpreter */
   int num_delegates;
   size_t max_arena_bytes;        /* 0: no limit; else allocate fails on a larger arena */

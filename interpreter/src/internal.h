@@ -39,6 +39,10 @@ typedef struct EmberPlanItem {
   size_t offset;  /* out */
 } EmberPlanItem;
 
+/* The thread pool (threadpool.c): nthreads - 1 workers; NULL when nthreads < 2 or on failure. */
+EmberThreadPool *ember_thread_pool_create(int nthreads);
+void ember_thread_pool_free(EmberThreadPool *pool);
+
 EmberStatus ember_plan_arena(EmberPlanItem *items, int n, size_t alignment, size_t *arena_size);
 
 #endif

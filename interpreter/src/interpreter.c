@@ -34,6 +34,7 @@ typedef struct Step {
 struct EmberInterpreter {
   const EmberModel *model;
   int num_threads;
+  EmberThreadPool *pool;       /* num_threads - 1 workers; NULL when num_threads is 1 */
   size_t max_arena_bytes;      /* 0: no limit */
   EmberTensor *tensors;        /* this interpreter's shapes and data pointers */
   EmberTensor **io;            /* every node's input and output pointers */
@@ -125,6 +126,7 @@ static void release_partitions(EmberInterpreter *it) {
 
 void ember_interpreter_free(EmberInterpreter *it) {
   if (!it) return;
+  ember_thread_pool_free(it->pool);
   release_partitions(it);
   free(it->steps);
   free(it->placement);
@@ -190,6 +192,10 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
     }
     it->ndelegates = options->num_delegates;
   }
+  if (it->num_threads > 1) {
+    it->pool = ember_thread_pool_create(it->num_threads);
+    if (!it->pool) goto oom;
+  }
   memcpy(it->tensors, model->tensors, nt * sizeof *it->tensors);
   for (size_t t = 0; t < nt; t++)
     if (!it->tensors[t].is_const) it->tensors[t].data = NULL;
@@ -208,6 +214,7 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
     c->outputs = io;
     for (int k = 0; k < n->noutputs; k++) *io++ = &it->tensors[n->outputs[k]];
     c->num_threads = it->num_threads;
+    c->pool = it->pool;
     c->error = it->kernel_error;
     c->error_size = sizeof it->kernel_error;
   }

@@ -1,16 +1,21 @@
 /* The public C API (ember.h): loading, running, resizing, sharing a model across threads,
- * and misuse, which must give a status and a message, never a crash.
+ * and misuse, which must give a status and a message, never a crash. Also the interpreter's
+ * thread pool (ember_parallel_for) and num_threads: the same bytes out for any thread count.
  *
- *   test_c_api MODEL.ember INPUT.bin EXPECTED.bin
+ *   test_c_api MODEL.ember INPUT.bin EXPECTED.bin [THREADS_MODEL.ember ...]
  * The model has one float32 input [1, ...] and one float32 output [1, ...]; INPUT/EXPECTED
- * hold the raw values of batch 1 (written by tests/test_c.py from the numpy reference). */
+ * hold the raw values of batch 1 (written by tests/test_c.py from the numpy reference). Each
+ * THREADS_MODEL (any input dtypes) runs on deterministic inputs with 1, 2 and 3 threads. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "ember.h"
+#include "internal.h"
+#include "kernel.h"
 #include "test_common.h"
 
 static float *read_floats(const char *path, size_t *count) {
@@ -74,9 +79,109 @@ static void *thread_main(void *arg) {
   return ok ? (void *)1 : NULL;
 }
 
+/* ember_parallel_for straight on a pool: every index once, thread indices in range. */
+typedef struct {
+  unsigned char *hits;
+  int nthreads;
+  atomic_int bad;
+} PoolJob;
+
+static void pool_body(void *arg, size_t begin, size_t end, int thread) {
+  PoolJob *j = arg;
+  if (thread < 0 || thread >= j->nthreads || begin >= end)
+    atomic_fetch_add(&j->bad, 1);
+  for (size_t i = begin; i < end; i++) j->hits[i]++;
+}
+
+static void test_pool(void) {
+  CHECK(ember_thread_pool_create(1) == NULL); /* one thread: no pool, no threads */
+  EmberThreadPool *pool = ember_thread_pool_create(3);
+  CHECK(pool != NULL);
+  EmberKernelCtx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.num_threads = 3;
+  ctx.pool = pool;
+  unsigned char hits[200];
+  PoolJob j = {hits, 3, 0};
+  bool all_once = true;
+  for (int round = 0; round < 2000; round++) {
+    const size_t n = (size_t)(round % 200);
+    memset(hits, 0, sizeof hits);
+    ember_parallel_for(&ctx, n, round % 7 ? (size_t)1 << 30 : 10, pool_body, &j);
+    for (size_t i = 0; i < sizeof hits; i++) all_once = all_once && hits[i] == (i < n);
+  }
+  CHECK(all_once);
+  CHECK(atomic_load(&j.bad) == 0);
+  ember_thread_pool_free(pool);
+  ctx.pool = NULL; /* no pool: inline */
+  memset(hits, 0, sizeof hits);
+  ember_parallel_for(&ctx, 50, (size_t)1 << 30, pool_body, &j);
+  CHECK(hits[0] == 1 && hits[49] == 1 && hits[50] == 0);
+}
+
+/* A model's outputs for deterministic inputs with `threads` threads (malloc'd, concatenated). */
+static unsigned char *run_threads(const EmberModel *model, int threads, size_t *bytes) {
+  EmberInterpreterOptions opts = {threads, NULL, 0, 0};
+  EmberInterpreter *it = NULL;
+  *bytes = 0;
+  if (ember_interpreter_create(model, &opts, &it) != EMBER_OK) return NULL;
+  unsigned char *result = NULL;
+  if (ember_interpreter_allocate(it) != EMBER_OK) goto done;
+  uint32_t seed = 12345;
+  for (int i = 0; i < ember_interpreter_input_count(it); i++) {
+    EmberTensor *t = ember_interpreter_input(it, i);
+    unsigned char *d = ember_tensor_data(t);
+    size_t n = ember_tensor_byte_size(t);
+    if (ember_tensor_type(t) == EMBER_FLOAT32) {
+      for (size_t k = 0; k < n / 4; k++) {
+        seed = seed * 1664525u + 1013904223u;
+        float v = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
+        memcpy(d + 4 * k, &v, 4);
+      }
+    } else {
+      for (size_t k = 0; k < n; k++) {
+        seed = seed * 1664525u + 1013904223u;
+        d[k] = (unsigned char)(seed >> 24);
+      }
+    }
+  }
+  for (int rep = 0; rep < 3; rep++)
+    if (ember_interpreter_invoke(it) != EMBER_OK) goto done;
+  size_t total = 0;
+  for (int i = 0; i < ember_interpreter_output_count(it); i++)
+    total += ember_tensor_byte_size(ember_interpreter_output(it, i));
+  result = malloc(total ? total : 1);
+  if (!result) goto done;
+  for (int i = 0; i < ember_interpreter_output_count(it); i++) {
+    EmberTensor *t = ember_interpreter_output(it, i);
+    memcpy(result + *bytes, ember_tensor_data(t), ember_tensor_byte_size(t));
+    *bytes += ember_tensor_byte_size(t);
+  }
+done:
+  ember_interpreter_free(it);
+  return result;
+}
+
+static void test_threads_model(const char *path) {
+  EmberModel *model = NULL;
+  CHECK_STATUS(ember_model_from_file(path, &model), EMBER_OK);
+  if (!model) return;
+  size_t n1 = 0;
+  unsigned char *one = run_threads(model, 1, &n1);
+  CHECK(one != NULL && n1 > 0);
+  for (int t = 2; t <= 3 && one; t++) {
+    size_t nt = 0;
+    unsigned char *many = run_threads(model, t, &nt);
+    CHECK(many != NULL && nt == n1 && memcmp(one, many, n1) == 0);
+    free(many);
+  }
+  free(one);
+  ember_model_free(model);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: test_c_api MODEL INPUT.bin EXPECTED.bin\n");
+  if (argc < 4) {
+    fprintf(stderr, "usage: test_c_api MODEL INPUT.bin EXPECTED.bin [THREADS_MODEL ...]\n");
     return 2;
   }
   float *input = read_floats(argv[2], &g_nin), *expected = read_floats(argv[3], &g_nout);
@@ -167,6 +272,10 @@ int main(int argc, char **argv) {
   for (int b = 0; b < 3; b++)
     CHECK(close_to((const float *)ember_tensor_data(out) + (size_t)b * g_nout, expected, g_nout));
   ember_interpreter_free(it);
+
+  /* the thread pool, and num_threads on bigger models */
+  test_pool();
+  for (int a = 4; a < argc; a++) test_threads_model(argv[a]);
 
   /* one model, four interpreters on four threads */
   pthread_t threads[4];

@@ -111,8 +111,9 @@ static EmberStatus invoke(EmberDelegate *d, void *handle, char *err, size_t n) {
     for (int q = 0; q < node->ninputs && q < 8; q++)
       ins[q] = node->inputs[q] < 0 ? NULL : &tp->priv[node->inputs[q]];
     for (int q = 0; q < node->noutputs && q < 8; q++) outs[q] = &tp->priv[node->outputs[q]];
-    EmberKernelCtx ctx = {node, &node->params, node->ninputs, node->noutputs, ins, outs,
-                          0, NULL, 1, err, n};
+    EmberKernelCtx ctx = {.node = node, .params = &node->params, .ninputs = node->ninputs,
+                          .noutputs = node->noutputs, .inputs = ins, .outputs = outs,
+                          .num_threads = 1, .error = err, .error_size = n};
     const EmberKernel *kernel = ember_kernel_for(node->op);
     EmberStatus s = kernel->prepare(&ctx);
     if (s == EMBER_OK) s = kernel->eval(&ctx);
