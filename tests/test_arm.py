@@ -18,11 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import util
-from util import api_model, int8_zoo_model, zoo_model
+from util import write_c_test_models
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -70,21 +68,7 @@ def arm_build():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from test_c import delegate_model
-
-    d = tmp_path_factory.mktemp("arm_models")
-    data, x, y = api_model()
-    (d / "api.ember").write_bytes(data)
-    x.astype(np.float32).tofile(d / "api_input.bin")
-    y.astype(np.float32).tofile(d / "api_expected.bin")
-    (d / "delegate.ember").write_bytes(delegate_model())
-    (d / "zoo.ember").write_bytes(zoo_model())
-    (d / "int8.ember").write_bytes(int8_zoo_model())
-    # Models whose kernels split work over threads (test_c_api runs them with 1..3 threads),
-    # where the thread pool's tests provide them.
-    for name, data in getattr(util, "threads_models", dict)().items():
-        (d / f"{name}.ember").write_bytes(data)
-    return d
+    return write_c_test_models(tmp_path_factory.mktemp("arm_models"))
 
 
 def _qemu_run(qemu, cpu, binary: Path, *args, timeout=300):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from util import Builder, api_model, int8_zoo_model, threads_models, zoo_model
+from util import write_c_test_models
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -65,32 +65,9 @@ def sanitized_build():
 
 # -- models -----------------------------------------------------------------------------------
 
-def delegate_model():
-    """Add, Mul and Relu (delegated) around Sigmoid (CPU), so that grouping by placement gives
-    exactly two partitions: [add, mul, relu] and [add_1]; relu's input is internal."""
-    b = Builder()
-    x = b.input("x", np.zeros((1, 4, 4, 3), np.float32))
-    a = b.op("Add", [x, b.weights("c0", 3)])
-    s = b.op("Sigmoid", [a])
-    m = b.op("Mul", [a, b.weights("c1", 3)])
-    r = b.op("Relu", [m])
-    e = b.op("Add", [r, s])
-    return b.finish(e)[0]
-
-
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    data, x, y = api_model()
-    (d / "api.ember").write_bytes(data)
-    x.astype(np.float32).tofile(d / "api_input.bin")
-    y.astype(np.float32).tofile(d / "api_expected.bin")
-    (d / "delegate.ember").write_bytes(delegate_model())
-    (d / "zoo.ember").write_bytes(zoo_model())
-    (d / "int8.ember").write_bytes(int8_zoo_model())
-    for name, data in threads_models().items():
-        (d / f"{name}.ember").write_bytes(data)
-    return d
+    return write_c_test_models(tmp_path_factory.mktemp("models"))
 
 
 def _threads_models(models: Path) -> list:

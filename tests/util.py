@@ -277,3 +277,30 @@ def threads_models() -> dict:
                                             {"pads": (1, 1, 1, 1)}, 3)[0]
     models["threads_fc_i8"] = int8_op_model("FullyConnected", (1, 512), (96, 512), {}, 0)[0]
     return models
+
+
+def delegate_model():
+    """Add, Mul and Relu (delegated) around Sigmoid (CPU), so that grouping by placement gives
+    exactly two partitions: [add, mul, relu] and [add_1]; relu's input is internal."""
+    b = Builder()
+    x = b.input("x", np.zeros((1, 4, 4, 3), np.float32))
+    a = b.op("Add", [x, b.weights("c0", 3)])
+    s = b.op("Sigmoid", [a])
+    m = b.op("Mul", [a, b.weights("c1", 3)])
+    r = b.op("Relu", [m])
+    e = b.op("Add", [r, s])
+    return b.finish(e)[0]
+
+
+def write_c_test_models(d):
+    """The model files the C tests read (tests/test_c.py, tests/test_arm.py), written into d."""
+    data, x, y = api_model()
+    (d / "api.ember").write_bytes(data)
+    x.astype(np.float32).tofile(d / "api_input.bin")
+    y.astype(np.float32).tofile(d / "api_expected.bin")
+    (d / "delegate.ember").write_bytes(delegate_model())
+    (d / "zoo.ember").write_bytes(zoo_model())
+    (d / "int8.ember").write_bytes(int8_zoo_model())
+    for name, model in threads_models().items():  # run with 1..3 threads by test_c_api
+        (d / f"{name}.ember").write_bytes(model)
+    return d
