@@ -681,13 +681,7 @@ class _Lowering:
             del self.g.nodes[count:]
             self.alias, self.const_names, self.reserved = alias, const_names, reserved
             raise
-        # Names: the ONNX node's name on every Ember node; a suffix when there are several.
-        if len(self.emitted) > 1:
-            seen = {}
-            for n, role in self.emitted:
-                k = seen.get(role, 0)
-                seen[role] = k + 1
-                n.name = f"{self.base}/{role}" + (f"_{k}" if k else "")
+        _name_emitted(self.base, self.emitted)
 
     def _placeholders(self, node, poisoned):
         """Outputs of an unsupported node: typed stand-ins (so later nodes can still be
@@ -721,6 +715,17 @@ def _op_label(node) -> str:
     if node.domain in ("", "ai.onnx"):
         return node.op_type
     return f"{node.domain}.{node.op_type}"
+
+
+def _name_emitted(base: str, emitted) -> None:
+    """The source node's name on every Ember node made from it; `base/role` (with a counter
+    for repeated roles) when it made several. `emitted`: [(ir.Node, role)]."""
+    if len(emitted) > 1:
+        seen = {}
+        for n, role in emitted:
+            k = seen.get(role, 0)
+            seen[role] = k + 1
+            n.name = f"{base}/{role}" + (f"_{k}" if k else "")
 
 
 def _unsupported_message(unsupported) -> str:

@@ -47,7 +47,7 @@ import numpy as np
 from .. import ir, reference_ops
 from ..errors import ConversionError
 from . import tf_checkpoint
-from .onnx import _result_types, _Unsupported, _unsupported_message
+from .onnx import _name_emitted, _result_types, _Unsupported, _unsupported_message
 from .tf_proto import tf_graph_pb2 as pb
 
 __all__ = ["load_tensorflow", "is_tensorflow_source"]
@@ -517,12 +517,7 @@ class _Lowering:
                     continue
                 for i, v in enumerate(outs):
                     self.values[(name, i)] = v
-                if len(self.emitted) > 1:
-                    seen = {}
-                    for n, role in self.emitted:
-                        k = seen.get(role, 0)
-                        seen[role] = k + 1
-                        n.name = f"{self.base}/{role}" + (f"_{k}" if k else "")
+                _name_emitted(self.base, self.emitted)
             if unsupported:
                 raise ConversionError(_unsupported_message(unsupported))
             self._outputs(outputs, refs)
