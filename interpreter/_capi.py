@@ -70,6 +70,8 @@ def _load():
         "ember_interpreter_invoke": (c_int, [c_p]),
         "ember_interpreter_error": (c_char_p, [c_p]),
         "ember_interpreter_arena_size": (c_size, [c_p]),
+        "ember_interpreter_packed_size": (c_size, [c_p]),
+        "ember_interpreter_isa": (c_char_p, [c_p]),
         "ember_interpreter_set_profiling": (None, [c_p, c_int]),
         "ember_interpreter_node_count": (c_int, [c_p]),
         "ember_interpreter_node_time": (ctypes.c_double, [c_p, c_int]),

@@ -224,7 +224,7 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
         "model": path, "threads": threads, "runs": runs, "warmup": warmup,
         "min_ms": float(t.min()), "median_ms": float(np.median(t)),
         "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()),
-        "arena_bytes": it.arena_size,
+        "arena_bytes": it.arena_size, "packed_bytes": it.packed_size, "isa": it.isa,
     }
     if profile:  # per node the median over the runs, like the latency figures
         medians = {k: float(np.median(v[2])) * 1e3 for k, v in per_node.items()}
@@ -243,10 +243,11 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['model']}: {r['runs']} runs after {r['warmup']} warm-up, {r['threads']} thread(s)")
+    print(f"{r['model']}: {r['runs']} runs after {r['warmup']} warm-up, {r['threads']} thread(s), "
+          f"kernels: {r['isa']}")
     print(f"latency ms: min {r['min_ms']:.3f}  median {r['median_ms']:.3f}  "
           f"p90 {r['p90_ms']:.3f}  max {r['max_ms']:.3f}")
-    print(f"arena: {_fmt_bytes(r['arena_bytes'])}")
+    print(f"arena: {_fmt_bytes(r['arena_bytes'])}, packed weights: {_fmt_bytes(r['packed_bytes'])}")
     if args.profile:
         print(f"\n{'node':>5} {'op':<16} {'name':<28} {'ms':>9} {'%':>6}")
         for p in r["profile"]:

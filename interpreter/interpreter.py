@@ -224,6 +224,19 @@ class Interpreter:
         return lib.ember_interpreter_arena_size(self._it)
 
     @property
+    def packed_size(self) -> int:
+        """Bytes the kernels keep beside the model: packed weights, constants folded at allocate."""
+        return lib.ember_interpreter_packed_size(self._it)
+
+    @property
+    def isa(self) -> str:
+        """The SIMD instruction sets the kernels use ("avx2+avx512", "neon+dotprod", "reference").
+
+        Detected from the CPU; the environment variable EMBER_ISA, read when the interpreter is
+        created, narrows it ("reference", or a comma-separated list of those names)."""
+        return lib.ember_interpreter_isa(self._it).decode()
+
+    @property
     def metadata(self) -> dict:
         return self._model.metadata()
 

@@ -119,6 +119,24 @@ typedef struct EmberNode {
   EmberParams params;
 } EmberNode;
 
+/* SIMD instruction sets the optimized kernels may use (cpu.c). Kernels test ctx->isa, never the
+ * CPU directly: EMBER_ISA narrows it for tests and comparisons. */
+enum {
+  EMBER_ISA_AVX2 = 1u << 0,       /* x86: AVX2 and FMA */
+  EMBER_ISA_AVX512 = 1u << 1,     /* x86: AVX-512 F, DQ, BW, VL */
+  EMBER_ISA_AVX512VNNI = 1u << 2, /* x86: AVX-512 VNNI (vpdpbusd / vpdpwssd on zmm) */
+  EMBER_ISA_AVXVNNI = 1u << 3,    /* x86: AVX-VNNI (the same on ymm) */
+  EMBER_ISA_NEON = 1u << 8,       /* AArch64 Advanced SIMD */
+  EMBER_ISA_DOTPROD = 1u << 9,    /* AArch64 sdot / udot */
+};
+/* What this CPU has (only the sets of the architecture the library was built for). */
+uint32_t ember_cpu_isa(void);
+/* ember_cpu_isa() narrowed by the environment variable EMBER_ISA: unset or "auto" keeps all,
+ * "reference" none, "avx2,avx512" only those; false with a message for an unknown name. */
+bool ember_isa_from_env(uint32_t *isa, char *error, size_t error_size);
+/* "avx2+avx512+avx512vnni", or "reference" for none. */
+const char *ember_isa_string(uint32_t isa, char *buf, size_t size);
+
 /* The interpreter's thread pool (interpreter/src/threadpool.c); NULL when single-threaded. */
 typedef struct EmberThreadPool EmberThreadPool;
 
@@ -133,6 +151,11 @@ typedef struct EmberKernelCtx {
   void *scratch;
   int num_threads;       /* >= 1; prepare may size per-thread scratch by it */
   EmberThreadPool *pool; /* the interpreter's, NULL when num_threads is 1 */
+  uint32_t isa;          /* EMBER_ISA_* the kernels may use (0: the reference loops only) */
+  /* Memory of this node that outlives prepare, e.g. weights packed for a microkernel (see
+   * ember_kernel_state); owned by the interpreter, freed with it. */
+  void *state;
+  size_t state_bytes;
   char *error;           /* message buffer owned by the interpreter */
   size_t error_size;
 } EmberKernelCtx;
@@ -173,6 +196,12 @@ EmberStatus ember_kernel_error(EmberKernelCtx *ctx, EmberStatus status, const ch
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* In prepare: `bytes` of memory (64-byte aligned) that stay with this node until its next
+ * prepare or the interpreter's end, for what eval needs every time but can compute once,
+ * such as packed weights. A later call replaces the earlier memory. NULL (with an error in
+ * ctx) when out of memory. */
+void *ember_kernel_state(EmberKernelCtx *ctx, size_t bytes);
 
 size_t ember_type_size(EmberType type);
 /* Product of dims; 0 for an empty tensor. */

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
@@ -15,6 +16,23 @@ EmberStatus ember_kernel_error(EmberKernelCtx *ctx, EmberStatus status, const ch
     va_end(ap);
   }
   return status;
+}
+
+void *ember_kernel_state(EmberKernelCtx *ctx, size_t bytes) {
+  const size_t rounded = (bytes + 63) & ~(size_t)63;
+  if (rounded < bytes) {
+    ember_kernel_error(ctx, EMBER_ERROR_OUT_OF_MEMORY, "%zu bytes of packed state is too much",
+                       bytes);
+    return NULL;
+  }
+  if (ctx->state && ctx->state_bytes == rounded) return ctx->state;
+  free(ctx->state);
+  ctx->state = aligned_alloc(64, rounded ? rounded : 64);
+  ctx->state_bytes = ctx->state ? rounded : 0;
+  if (!ctx->state)
+    ember_kernel_error(ctx, EMBER_ERROR_OUT_OF_MEMORY,
+                       "out of memory for %zu bytes of packed weights", rounded);
+  return ctx->state;
 }
 
 size_t ember_type_size(EmberType type) {

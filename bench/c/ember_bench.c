@@ -217,7 +217,9 @@ int main(int argc, char **argv) {
     printf(",\n  \"threads\": %d,\n  \"runs\": %d,\n  \"warmup\": %d,\n", threads, runs, warmup);
     printf("  \"min_ms\": %.6f,\n  \"median_ms\": %.6f,\n  \"p90_ms\": %.6f,\n  \"max_ms\": %.6f,\n",
            tmin, tmed, tp90, tmax);
-    printf("  \"arena_bytes\": %zu", arena);
+    printf("  \"arena_bytes\": %zu,\n  \"packed_bytes\": %zu,\n  \"isa\": ", arena,
+           ember_interpreter_packed_size(it));
+    json_string(ember_interpreter_isa(it));
     if (profile) {
       printf(",\n  \"profile\": [");
       for (int k = 0; k < nn; k++) {
@@ -234,9 +236,11 @@ int main(int argc, char **argv) {
     }
     printf("\n}\n");
   } else {
-    printf("%s: %d runs after %d warm-up, %d thread(s)\n", path, runs, warmup, threads);
+    printf("%s: %d runs after %d warm-up, %d thread(s), kernels: %s\n", path, runs, warmup,
+           threads, ember_interpreter_isa(it));
     printf("latency ms: min %.3f  median %.3f  p90 %.3f  max %.3f\n", tmin, tmed, tp90, tmax);
-    printf("arena: %zu bytes\n", arena);
+    printf("arena: %zu bytes, packed weights: %zu bytes\n", arena,
+           ember_interpreter_packed_size(it));
     if (profile) {
       printf("\n%5s %-16s %-28s %9s %6s\n", "node", "op", "name", "ms", "%");
       for (int k = 0; k < nn; k++) {

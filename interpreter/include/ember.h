@@ -113,6 +113,14 @@ EMBER_API EmberStatus ember_interpreter_invoke(EmberInterpreter *it);
 EMBER_API const char *ember_interpreter_error(const EmberInterpreter *it);
 /* Bytes of the activation arena (0 before allocate). */
 EMBER_API size_t ember_interpreter_arena_size(const EmberInterpreter *it);
+/* Bytes the kernels keep beside the model after allocate (weights packed for the SIMD
+ * microkernels, constants evaluated at allocate). */
+EMBER_API size_t ember_interpreter_packed_size(const EmberInterpreter *it);
+/* The SIMD instruction sets this interpreter's kernels use, e.g. "avx2+avx512+avx512vnni",
+ * "neon+dotprod", or "reference" (portable C). Detected from the CPU at run time; the
+ * environment variable EMBER_ISA (read at create) narrows it: "reference", or a
+ * comma-separated list of those names. */
+EMBER_API const char *ember_interpreter_isa(const EmberInterpreter *it);
 /* Every tensor of the graph by index (constants, intermediates, inputs, outputs). The data of
  * an intermediate tensor is only meaningful right after the node that writes it, since the
  * arena reuses memory. */

@@ -36,6 +36,8 @@ struct EmberInterpreter {
   int num_threads;
   EmberThreadPool *pool;       /* num_threads - 1 workers; NULL when num_threads is 1 */
   size_t max_arena_bytes;      /* 0: no limit */
+  uint32_t isa;                /* EMBER_ISA_* the kernels may use */
+  char isa_name[64];
   EmberTensor *tensors;        /* this interpreter's shapes and data pointers */
   EmberTensor **io;            /* every node's input and output pointers */
   EmberKernelCtx *ctx;         /* per node */
@@ -136,6 +138,8 @@ void ember_interpreter_free(EmberInterpreter *it) {
   free(it->folded);
   free(it->arena);
   free(it->node_time);
+  if (it->ctx)
+    for (int i = 0; i < it->model->nnodes; i++) free(it->ctx[i].state);
   free(it->ctx);
   free(it->io);
   free(it->tensors);
@@ -192,6 +196,13 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
     }
     it->ndelegates = options->num_delegates;
   }
+  char isa_error[200];
+  if (!ember_isa_from_env(&it->isa, isa_error, sizeof isa_error)) {
+    ember_set_model_error("%s", isa_error);
+    ember_interpreter_free(it);
+    return EMBER_ERROR_INVALID_ARGUMENT;
+  }
+  ember_isa_string(it->isa, it->isa_name, sizeof it->isa_name);
   if (it->num_threads > 1) {
     it->pool = ember_thread_pool_create(it->num_threads);
     if (!it->pool) goto oom;
@@ -215,6 +226,7 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
     for (int k = 0; k < n->noutputs; k++) *io++ = &it->tensors[n->outputs[k]];
     c->num_threads = it->num_threads;
     c->pool = it->pool;
+    c->isa = it->isa;
     c->error = it->kernel_error;
     c->error_size = sizeof it->kernel_error;
   }
@@ -765,6 +777,15 @@ void ember_interpreter_set_profiling(EmberInterpreter *it, int on) {
   if (!it) return;
   it->profiling = on != 0;
   memset(it->node_time, 0, (size_t)(it->model->nnodes ? it->model->nnodes : 1) * sizeof *it->node_time);
+}
+
+const char *ember_interpreter_isa(const EmberInterpreter *it) { return it ? it->isa_name : ""; }
+
+size_t ember_interpreter_packed_size(const EmberInterpreter *it) {
+  if (!it) return 0;
+  size_t bytes = it->folded_bytes;
+  for (int i = 0; i < it->model->nnodes; i++) bytes += it->ctx[i].state_bytes;
+  return bytes;
 }
 
 int ember_interpreter_node_count(const EmberInterpreter *it) { return it ? it->model->nnodes : 0; }
