@@ -59,7 +59,7 @@ def arm_build():
     subprocess.run([cmake, "--build", str(build), "-j", str(os.cpu_count() or 2)], check=True,
                    stdout=subprocess.DEVNULL)
     for exe in ["ember_bench", "tests/c/test_planner", "tests/c/test_c_api",
-                "tests/c/test_delegate", "tests/c/test_mutations"]:
+                "tests/c/test_delegate", "tests/c/test_mutations", "tests/c/test_isa"]:
         head = (build / exe).read_bytes()[:20]
         # ELF, 64-bit, little-endian, e_machine 183 (EM_AARCH64): really an ARM program
         assert head[:4] == b"\x7fELF" and head[4] == 2 and head[18:20] == (183).to_bytes(2, "little"), exe
@@ -95,6 +95,16 @@ def test_c_api_arm(cpu, qemu, arm_build, models):
                     models / "api_input.bin", models / "api_expected.bin",
                     *sorted(models.glob("threads_*.ember")))
     assert " 0 failed" in out
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_simd_paths_match_reference_arm(cpu, qemu, arm_build, models):
+    """NEON (both CPUs) and dotprod (`max` only) against the reference loops: the run-time
+    choice is proven by the ISA each CPU reports."""
+    out = _qemu_run(qemu, cpu, arm_build / "tests/c/test_isa",
+                    *sorted(models.glob("simd_*.ember")))
+    assert " 0 failed" in out
+    assert "cpu: neon+dotprod" in out if cpu == "max" else "cpu: neon\n" in out
 
 
 @pytest.mark.parametrize("cpu", CPUS)

@@ -126,6 +126,14 @@ def test_c_api_thread_sanitizer(models):
 
 
 @pytest.mark.parametrize("kind", ["plain", "sanitized"])
+def test_simd_paths_match_reference(kind, request, models):
+    """Every SIMD level this CPU has against EMBER_ISA=reference (tests/c/test_isa.c)."""
+    build = request.getfixturevalue(f"{kind}_build")
+    out = _run(build / "tests/c/test_isa", *sorted(models.glob("simd_*.ember")))
+    assert " 0 failed" in out
+
+
+@pytest.mark.parametrize("kind", ["plain", "sanitized"])
 def test_delegate(kind, request, models):
     build = request.getfixturevalue(f"{kind}_build")
     out = _run(build / "tests/c/test_delegate", models / "delegate.ember")

@@ -279,6 +279,65 @@ def threads_models() -> dict:
     return models
 
 
+def simd_models() -> dict:
+    """Models whose ops have SIMD paths, over the shapes those paths treat differently (1x1 as a
+    GEMM, 3x3 and 5x5 windows, strides 1 and 2, padding, dilation, channel counts that are and
+    are not multiples of the vector widths, one and many rows), float32 and int8. tests/c/test_isa
+    runs each with EMBER_ISA=reference and with every instruction set the CPU has."""
+    b = Builder()
+    x = b.input("x", b.rng.standard_normal((1, 11, 10, 5)).astype(np.float32))
+    y = b.op("Conv2D", [x, b.weights("c1", 19, 1, 1, 5), b.weights("c1b", 19)], {"activation": "RELU"})
+    y = b.op("Conv2D", [y, b.weights("c2", 24, 3, 3, 19), b.weights("c2b", 24)],
+             {"pads": (1, 1, 1, 1), "activation": "RELU6"})
+    y = b.op("Conv2D", [y, b.weights("c3", 33, 3, 3, 24), None], {"pads": (1, 0, 1, 1), "strides": (2, 2)})
+    y = b.op("Conv2D", [y, b.weights("c4", 8, 5, 5, 33), b.weights("c4b", 8)],
+             {"pads": (4, 4, 4, 4), "dilations": (2, 2)})
+    y = b.op("Conv2D", [y, b.weights("c5", 64, 1, 1, 8), b.weights("c5b", 64)], {"activation": "RELU6"})
+    models = {"simd_conv_f32": b.finish(y)[0]}
+
+    b = Builder()
+    x = b.input("x", b.rng.standard_normal((1, 13, 12, 35)).astype(np.float32))
+    y = b.op("DepthwiseConv2D", [x, b.weights("d1", 1, 3, 3, 35), b.weights("d1b", 35)],
+             {"pads": (1, 1, 1, 1), "activation": "RELU6"})
+    y = b.op("DepthwiseConv2D", [y, b.weights("d2", 1, 3, 3, 35), b.weights("d2b", 35)],
+             {"pads": (0, 0, 1, 1), "strides": (2, 2)})
+    y = b.op("DepthwiseConv2D", [y, b.weights("d3", 1, 5, 5, 35), None], {"pads": (2, 2, 2, 2)})
+    y = b.op("DepthwiseConv2D", [y, b.weights("d4", 1, 5, 5, 35), b.weights("d4b", 35)],
+             {"pads": (1, 2, 1, 2), "strides": (2, 2), "activation": "RELU"})
+    y = b.op("DepthwiseConv2D", [y, b.weights("d5", 1, 2, 2, 35), None], {})
+    models["simd_dw_f32"] = b.finish(y)[0]
+
+    b = Builder()
+    x = b.input("x", b.rng.standard_normal((1, 9, 9, 24)).astype(np.float32))
+    y = b.op("MaxPool2D", [x], {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
+    z = b.op("AveragePool2D", [x], {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
+    y = b.op("Add", [y, z], {"activation": "RELU6"})
+    y = b.op("Mul", [y, b.weights("m", 24)])
+    y = b.op("HardSwish", [y])
+    y = b.op("Mean", [y], {"axes": (1, 2), "keepdims": False})
+    r = b.op("Reshape", [b.op("Sigmoid", [x])], {"shape": (9, 216)})
+    r = b.op("FullyConnected", [r, b.weights("f2", 20, 216), b.weights("f2b", 20)], {"activation": "RELU"})
+    y = b.op("FullyConnected", [y, b.weights("f1", 37, 24), b.weights("f1b", 37)])
+    models["simd_misc_f32"] = b.finish(y, r)[0]
+
+    int8_cases = {
+        "conv1x1": ("Conv2D", (1, 9, 7, 19), (24, 1, 1, 19), {}, 0),
+        "conv3x3": ("Conv2D", (1, 10, 9, 5), (17, 3, 3, 5), {"pads": (1, 1, 1, 1), "activation": "RELU6"}, 0),
+        "conv3x3s2": ("Conv2D", (1, 11, 12, 33), (40, 3, 3, 33), {"pads": (1, 0, 1, 0), "strides": (2, 2)}, 0),
+        "conv5x5d2": ("Conv2D", (1, 12, 12, 3), (8, 5, 5, 3), {"pads": (2, 2, 2, 2), "dilations": (2, 2)}, 0),
+        "dw3x3": ("DepthwiseConv2D", (1, 9, 10, 35), (1, 3, 3, 35), {"pads": (1, 1, 1, 1)}, 3),
+        "dw3x3s2": ("DepthwiseConv2D", (1, 11, 12, 24), (1, 3, 3, 24), {"pads": (0, 0, 1, 1), "strides": (2, 2)}, 3),
+        "dw5x5": ("DepthwiseConv2D", (1, 8, 9, 20), (1, 5, 5, 20), {"pads": (2, 2, 2, 2), "activation": "RELU"}, 3),
+        "dw5x5s2": ("DepthwiseConv2D", (1, 13, 13, 17), (1, 5, 5, 17), {"pads": (2, 2, 2, 2), "strides": (2, 2)}, 3),
+        "fc1": ("FullyConnected", (1, 200), (37, 200), {}, 0),
+        "fc13": ("FullyConnected", (13, 64), (20, 64), {"activation": "RELU"}, 0),
+    }
+    for name, (op, xs, ws, attrs, axis) in int8_cases.items():
+        models[f"simd_{name}_i8"] = int8_op_model(op, xs, ws, attrs, axis, seed=len(name))[0]
+    models["simd_zoo_i8"] = int8_zoo_model()
+    return models
+
+
 def delegate_model():
     """Add, Mul and Relu (delegated) around Sigmoid (CPU), so that grouping by placement gives
     exactly two partitions: [add, mul, relu] and [add_1]; relu's input is internal."""
@@ -302,5 +361,7 @@ def write_c_test_models(d):
     (d / "zoo.ember").write_bytes(zoo_model())
     (d / "int8.ember").write_bytes(int8_zoo_model())
     for name, model in threads_models().items():  # run with 1..3 threads by test_c_api
+        (d / f"{name}.ember").write_bytes(model)
+    for name, model in simd_models().items():  # test_isa: SIMD paths against the reference
         (d / f"{name}.ember").write_bytes(model)
     return d
