@@ -295,21 +295,22 @@ static inline int8_t ember_clamp_i8(int64_t v, int32_t lo, int32_t hi) {
 }
 
 /* Quantize: clamp(round_half_away(x / scale) + zp, -128, 127), x / scale a float32 division;
- * NaN gives zp. Inline and without libm calls or branches (it runs per element of an int8
- * model's input): v is limited to +-2^40 (beyond, every result saturates; from 2^23 on floats
- * are integers), truncated, and rounded by its fraction v - trunc(v), which is exact. */
+ * NaN gives zp. Inline, without libm calls or branches, in 32-bit lanes, so that loops of it
+ * vectorize (it runs per element of an int8 model's input): v is limited to +-2^24 (from 2^23
+ * on floats are integers, and beyond 2^24 every result saturates anyway), truncated, and
+ * rounded by its fraction v - trunc(v), which is exact. */
 static inline int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
   float v = x / scale;
   v = v != v ? 0.0f : v; /* NaN -> 0: the result is zp */
-  v = v < -0x1p40f ? -0x1p40f : v;
-  v = v > 0x1p40f ? 0x1p40f : v;
-  int64_t i = (int64_t)v; /* toward zero */
+  v = v < -0x1p24f ? -0x1p24f : v;
+  v = v > 0x1p24f ? 0x1p24f : v;
+  int32_t i = (int32_t)v; /* toward zero */
   const float frac = v - (float)i;
   i += (frac >= 0.5f) - (frac <= -0.5f);
-  int64_t t = i + zp;
-  t = t < -128 ? -128 : t;
-  t = t > 127 ? 127 : t;
-  return (int8_t)t;
+  i += zp;
+  i = i < -128 ? -128 : i;
+  i = i > 127 ? 127 : i;
+  return (int8_t)i;
 }
 /* Dequantize: scale * (float)(q - zp), in float32. */
 static inline float ember_dequantize_i8(int8_t q, float scale, int32_t zp) {

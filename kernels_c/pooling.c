@@ -191,6 +191,54 @@ static void average_pool2d_reference(const float *x, float *out, const EmberWind
   }
 }
 
+/* The fast loops (float32 pools, int8 MaxPool2D): the same sums and maxima in the same tap
+ * order as the references, but with the channels innermost: each in-bounds tap's row of C
+ * channels (contiguous in NHWC) is folded into the output row, which the compiler vectorizes. */
+#define POOL_FAST_LOOP(T, INIT, FOLD, FINISH)                                                     \
+  for (int64_t n = 0; n < g->n; n++)                                                             \
+    for (int64_t oh = 0; oh < g->oh; oh++)                                                       \
+      for (int64_t ow = 0; ow < g->ow; ow++) {                                                   \
+        T *acc = out + (size_t)(((n * g->oh + oh) * g->ow + ow) * g->c);                         \
+        for (size_t k = 0; k < c; k++) acc[k] = INIT;                                            \
+        int64_t count = 0;                                                                       \
+        for (int64_t kh = 0; kh < g->kh; kh++) {                                                 \
+          const int64_t ih = oh * g->sh - g->top + kh * g->dh;                                   \
+          if (ih < 0 || ih >= g->h) continue;                                                    \
+          for (int64_t kw = 0; kw < g->kw; kw++) {                                               \
+            const int64_t iw = ow * g->sw - g->left + kw * g->dw;                                \
+            if (iw < 0 || iw >= g->w) continue;                                                  \
+            const T *xr = x + (size_t)(((n * g->h + ih) * g->w + iw) * g->c);                    \
+            count++;                                                                             \
+            for (size_t k = 0; k < c; k++) acc[k] = FOLD;                                        \
+          }                                                                                      \
+        }                                                                                        \
+        (void)count;                                                                             \
+        FINISH;                                                                                  \
+      }
+
+static void max_pool2d_fast(const float *x, float *out, const EmberWindowGeom *g,
+                            const EmberParams *p) {
+  const size_t c = (size_t)g->c;
+  POOL_FAST_LOOP(float, -INFINITY, (xr[k] > acc[k] || xr[k] != xr[k]) ? xr[k] : acc[k],
+                 for (size_t k = 0; k < c; k++) acc[k] = ember_activate(acc[k], p))
+}
+
+static void average_pool2d_fast(const float *x, float *out, const EmberWindowGeom *g,
+                                const EmberParams *p) {
+  const size_t c = (size_t)g->c;
+  /* divisor >= 1: prepare rejects windows with no position inside the input */
+  POOL_FAST_LOOP(float, 0.0f, acc[k] + xr[k],
+                 const float divisor = (float)(p->count_include_pad ? g->kh * g->kw : count);
+                 for (size_t k = 0; k < c; k++) acc[k] = ember_activate(acc[k] / divisor, p))
+}
+
+static void max_pool2d_fast_i8(const int8_t *x, int8_t *out, const EmberWindowGeom *g,
+                               int32_t lo, int32_t hi) {
+  const size_t c = (size_t)g->c;
+  POOL_FAST_LOOP(int8_t, -128, xr[k] > acc[k] ? xr[k] : acc[k],
+                 for (size_t k = 0; k < c; k++) acc[k] = ember_clamp_i8(acc[k], lo, hi))
+}
+
 static EmberStatus max_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, false); }
 static EmberStatus average_pool2d_prepare(EmberKernelCtx *ctx) { return pool_prepare(ctx, true); }
 
@@ -199,16 +247,23 @@ typedef struct {
   const void *x;
   void *out;
   const EmberParams *p;
-  bool is_average, is_int8;
+  bool is_average, is_int8, fast;
   float sx, so;
-  int32_t zx, zo;
+  int32_t zx, zo, lo, hi; /* lo, hi: the int8 activation range */
 } PoolJob;
 
 static void pool2d_slice(void *arg, const EmberWindowGeom *g, size_t x_off, size_t out_off,
                          int thread) {
   (void)thread;
   const PoolJob *j = arg;
-  if (j->is_int8)
+  if (j->fast) {
+    if (j->is_int8)
+      max_pool2d_fast_i8((const int8_t *)j->x + x_off, (int8_t *)j->out + out_off, g, j->lo, j->hi);
+    else if (j->is_average)
+      average_pool2d_fast((const float *)j->x + x_off, (float *)j->out + out_off, g, j->p);
+    else
+      max_pool2d_fast((const float *)j->x + x_off, (float *)j->out + out_off, g, j->p);
+  } else if (j->is_int8)
     pool2d_reference_int8((const int8_t *)j->x + x_off, (int8_t *)j->out + out_off, g, j->p,
                           j->is_average, j->sx, j->zx, j->so, j->zo);
   else if (j->is_average)
@@ -221,14 +276,17 @@ static EmberStatus pool2d_eval(EmberKernelCtx *ctx, bool is_average) {
   const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->params->kernel[0], ctx->params->kernel[1], &g);
-  PoolJob j = {x->data, out->data, ctx->params, is_average, x->type == EMBER_INT8, 0.0f, 0.0f,
-               0, 0};
+  PoolJob j = {x->data, out->data, ctx->params, is_average, x->type == EMBER_INT8, false,
+               0.0f, 0.0f, 0, 0, -128, 127};
   if (j.is_int8) {
     j.sx = x->scales[0];
     j.zx = (int32_t)x->zero_points[0];
     j.so = out->scales[0];
     j.zo = (int32_t)out->zero_points[0];
+    ember_act_range_i8(ctx->params, j.so, j.zo, &j.lo, &j.hi);
   }
+  /* the int8 average keeps its reference loop (exact int64 sums, a multiplier per window) */
+  j.fast = ctx->isa != 0 && !(j.is_int8 && is_average);
   ember_conv_parallel_rows(ctx, &g, ember_num_elements(out) * (size_t)(g.kh * g.kw),
                            pool2d_slice, &j);
   return EMBER_OK;

@@ -37,6 +37,27 @@ static EmberStatus reduced_dims(EmberKernelCtx *ctx, const EmberTensor *x,
   return EMBER_OK;
 }
 
+/* Whether x reduces as [outer, count, inner] (kept dims, then a run of reduced ones, then at
+ * least one kept dim: Mean over H and W of NHWC): then the fast loops add whole rows of `inner`
+ * contiguous values, which vectorizes, in the reference's order of each sum. */
+static bool reduce_is_middle(const EmberTensor *x, const bool reduced[EMBER_MAX_DIMS],
+                             size_t *outer, size_t *count, size_t *inner) {
+  int first = -1, last = -1;
+  for (int i = 0; i < x->ndims; i++)
+    if (reduced[i]) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  if (first < 0 || last == x->ndims - 1) return false;
+  *outer = *count = *inner = 1;
+  for (int i = 0; i < x->ndims; i++) {
+    if (i >= first && i <= last && !reduced[i]) return false;
+    size_t *part = i < first ? outer : i <= last ? count : inner;
+    *part *= (size_t)x->dims[i];
+  }
+  return *inner > 1;
+}
+
 static EmberStatus reduce_prepare(EmberKernelCtx *ctx, RedOp op) {
   EmberStatus s = ember_check_io(ctx, 1, 1, 1);
   if (s != EMBER_OK) return s;
@@ -73,6 +94,9 @@ static EmberStatus reduce_prepare(EmberKernelCtx *ctx, RedOp op) {
                                   "s_x / (count * s_out)", &m)) != EMBER_OK)
       return s;
   }
+  size_t outer, count, inner;
+  if (x->type != EMBER_INT32 && reduce_is_middle(x, reduced, &outer, &count, &inner))
+    ctx->scratch_bytes = inner * sizeof(double); /* one sum per inner element */
   return ember_set_output(ctx, ctx->outputs[0], x->type, ndims, dims);
 }
 
@@ -182,6 +206,46 @@ static void reduce_mean_ref_i8(const RedPlan *p, const int8_t *x, int8_t *out, f
   }
 }
 
+/* The fast loops of an [outer, count, inner] reduction (reduce_is_middle): per output row, the
+ * `count` rows of x folded into sums[inner] one after the other, so each output's sum has the
+ * reference's order and value; sums is scratch of inner doubles. */
+static void reduce_middle_f32(RedOp op, const float *x, float *out, size_t outer, size_t count,
+                              size_t inner, double *sums) {
+  float *m = out; /* Max / Min fold straight into the output row */
+  for (size_t o = 0; o < outer; o++, x += count * inner, out += inner, m = out) {
+    if (op == RED_MEAN || op == RED_SUM) {
+      for (size_t c = 0; c < inner; c++) sums[c] = 0.0;
+      for (size_t r = 0; r < count; r++)
+        for (size_t c = 0; c < inner; c++) sums[c] += (double)x[r * inner + c];
+      for (size_t c = 0; c < inner; c++)
+        out[c] = op == RED_SUM ? (float)sums[c] : (float)(sums[c] / (double)count);
+      continue;
+    }
+    const float init = op == RED_MAX ? -INFINITY : INFINITY;
+    for (size_t c = 0; c < inner; c++) m[c] = init;
+    for (size_t r = 0; r < count; r++)
+      for (size_t c = 0; c < inner; c++) {
+        const float v = x[r * inner + c];
+        const bool take = op == RED_MAX ? v > m[c] : v < m[c];
+        m[c] = (take || v != v) ? v : m[c]; /* NaN propagates */
+      }
+  }
+}
+
+static void reduce_middle_mean_i8(const int8_t *x, int8_t *out, size_t outer, size_t count,
+                                  size_t inner, int64_t *sums, float sx, int32_t zx, float so,
+                                  int32_t zo) {
+  EmberMultiplier m;
+  (void)ember_quantize_multiplier((double)sx / ((double)count * (double)so), &m);
+  for (size_t o = 0; o < outer; o++, x += count * inner, out += inner) {
+    for (size_t c = 0; c < inner; c++) sums[c] = 0;
+    for (size_t r = 0; r < count; r++)
+      for (size_t c = 0; c < inner; c++) sums[c] += (int32_t)x[r * inner + c] - zx;
+    for (size_t c = 0; c < inner; c++)
+      out[c] = ember_clamp_i8(ember_requantize(sums[c], m) + zo, -128, 127);
+  }
+}
+
 static EmberStatus reduce_eval(EmberKernelCtx *ctx, RedOp op) {
   const EmberTensor *x = ctx->inputs[0];
   EmberTensor *out = ctx->outputs[0];
@@ -191,6 +255,18 @@ static EmberStatus reduce_eval(EmberKernelCtx *ctx, RedOp op) {
   RedPlan plan;
   reduce_plan(x, reduced, &plan);
   if (plan.nout == 0) return EMBER_OK;
+  size_t outer, count, inner;
+  if (ctx->isa && x->type != EMBER_INT32 && ctx->scratch &&
+      reduce_is_middle(x, reduced, &outer, &count, &inner)) {
+    if (x->type == EMBER_INT8)
+      reduce_middle_mean_i8((const int8_t *)x->data, (int8_t *)out->data, outer, count, inner,
+                            (int64_t *)ctx->scratch, x->scales[0], (int32_t)x->zero_points[0],
+                            out->scales[0], (int32_t)out->zero_points[0]);
+    else
+      reduce_middle_f32(op, (const float *)x->data, (float *)out->data, outer, count, inner,
+                        (double *)ctx->scratch);
+    return EMBER_OK;
+  }
   if (x->type == EMBER_INT8)
     reduce_mean_ref_i8(&plan, (const int8_t *)x->data, (int8_t *)out->data, x->scales[0],
                        (int32_t)x->zero_points[0], out->scales[0], (int32_t)out->zero_points[0]);

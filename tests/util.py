@@ -225,6 +225,38 @@ def int8_zoo_graph() -> ir.Graph:
     return g
 
 
+def int8_misc_graph() -> ir.Graph:
+    """int8 pools, Add and Mean over H and W of NHWC (the shapes of their fast loops)."""
+    from ember.converter.quantize import int8_ops
+
+    g = ir.Graph()
+    values = {}
+
+    def q(scale, zp):
+        return ir.Quantization(np.array([scale], np.float32), np.array([zp], np.int64), 0)
+
+    def node(op, inputs, out_q, attrs=None):
+        in_q = [g.tensors[i].quant for i in inputs]
+        y = int8_ops.run(op, [values[i] for i in inputs], attrs or {}, in_q, [out_q], 1)[0]
+        name = g.unique_name(f"{op.lower()}_out")
+        g.add_tensor(name, y.dtype, y.shape, quant=out_q if y.dtype == np.int8 else None)
+        values[name] = y
+        g.add_node(op, inputs, [name], attrs, name=g.unique_name(op.lower()))
+        return name
+
+    x = g.add_input("x", "float32", (2, 9, 9, 35))
+    values[x] = np.random.default_rng(3).standard_normal((2, 9, 9, 35)).astype(np.float32)
+    qx, qy = q(0.03, -5), q(0.02, 7)
+    y = node("Quantize", [x], qx)
+    a = node("MaxPool2D", [y], qx, {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
+    b = node("AveragePool2D", [y], qy, {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
+    y = node("Add", [a, b], qy, {"activation": "RELU"})
+    y = node("Mean", [y], qx, {"axes": (1, 2), "keepdims": False})
+    g.outputs = [node("Dequantize", [y], None)]
+    g.metadata["producer"] = "tests/util.py int8_misc_graph"
+    return g
+
+
 def int8_zoo_model() -> bytes:
     return serialize.serialize(int8_zoo_graph())
 
@@ -315,10 +347,11 @@ def simd_models() -> dict:
     y = b.op("Mul", [y, b.weights("m", 24)])
     y = b.op("HardSwish", [y])
     y = b.op("Mean", [y], {"axes": (1, 2), "keepdims": False})
+    mx = b.op("ReduceMax", [b.op("Reshape", [x], {"shape": (3, 3, 9, 24)})], {"axes": (1, 2)})
     r = b.op("Reshape", [b.op("Sigmoid", [x])], {"shape": (9, 216)})
     r = b.op("FullyConnected", [r, b.weights("f2", 20, 216), b.weights("f2b", 20)], {"activation": "RELU"})
     y = b.op("FullyConnected", [y, b.weights("f1", 37, 24), b.weights("f1b", 37)])
-    models["simd_misc_f32"] = b.finish(y, r)[0]
+    models["simd_misc_f32"] = b.finish(y, r, mx)[0]
 
     int8_cases = {
         "conv1x1": ("Conv2D", (1, 9, 7, 19), (24, 1, 1, 19), {}, 0),
@@ -335,6 +368,7 @@ def simd_models() -> dict:
     for name, (op, xs, ws, attrs, axis) in int8_cases.items():
         models[f"simd_{name}_i8"] = int8_op_model(op, xs, ws, attrs, axis, seed=len(name))[0]
     models["simd_zoo_i8"] = int8_zoo_model()
+    models["simd_misc_i8"] = serialize.serialize(int8_misc_graph())
     return models
 
 
