@@ -342,25 +342,57 @@ static EmberStatus binary_prepare(EmberKernelCtx *ctx, BinOp op) {
   return ember_set_output(ctx, ctx->outputs[0], a->type, ndims, dims);
 }
 
+/* One thread's part of an eval: the outermost dim of the plan restricted to [begin, end). */
+typedef struct {
+  BinOp op;
+  const BcastPlan *plan;
+  const char *a, *b;
+  char *out;
+  size_t elem; /* bytes per element (the same for a, b and out) */
+  const EmberParams *params;
+  const BinQuant *q;
+} BinJob;
+
+static void binary_range(void *arg, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const BinJob *j = arg;
+  BcastPlan p = *j->plan;
+  const size_t inner = p.total / p.dims[0]; /* output elements per index of dim 0 */
+  p.dims[0] = end - begin;
+  p.total = inner * (end - begin);
+  const void *a = j->a + begin * p.sa[0] * j->elem, *b = j->b + begin * p.sb[0] * j->elem;
+  void *out = j->out + begin * inner * j->elem;
+  if (j->q) {
+    if (j->op != BIN_MUL && j->plan->total >= ADD_TABLE_MIN)
+      table_i8(&p, a, b, out, j->q);
+    else
+      ref_i8(&p, a, b, out, j->q);
+  } else {
+    ref_f32[j->op](&p, a, b, out, j->params);
+  }
+}
+
 static EmberStatus binary_eval(EmberKernelCtx *ctx, BinOp op) {
   const EmberTensor *a = ctx->inputs[0], *b = ctx->inputs[1];
   EmberTensor *out = ctx->outputs[0];
   BcastPlan plan;
   bcast_plan(a, b, out, &plan);
   if (plan.total == 0) return EMBER_OK;
+  BinQuant q;
+  BinJob j = {op, &plan, a->data, b->data, out->data, ember_type_size(out->type), ctx->params,
+              NULL};
   if (out->type == EMBER_INT8) {
-    BinQuant q;
     (void)bin_quant(ctx, op, &q); /* prepare checked the parameters */
-    if (op != BIN_MUL && plan.total >= ADD_TABLE_MIN)
-      table_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
-    else
-      ref_i8(&plan, (const int8_t *)a->data, (const int8_t *)b->data, (int8_t *)out->data, &q);
-  } else if (out->type == EMBER_FLOAT32)
-    ref_f32[op](&plan, (const float *)a->data, (const float *)b->data, (float *)out->data,
-                ctx->params);
-  else
+    j.q = &q;
+  }
+  if (out->type == EMBER_INT32) { /* wrap-around integer ops: cheap, one thread */
     ref_i32[op](&plan, (const int32_t *)a->data, (const int32_t *)b->data,
                 (int32_t *)out->data, ctx->params);
+    return EMBER_OK;
+  }
+  /* Each range computes its elements exactly as the whole loop would: any split gives the same
+   * bytes. The work estimate counts a few operations per element. */
+  ember_parallel_for(ctx, plan.dims[0], plan.total * 4, binary_range, &j);
   return EMBER_OK;
 }
 

@@ -72,6 +72,19 @@ static EmberStatus quantize_prepare(EmberKernelCtx *ctx) {
   return check_any_quant(ctx, out, "output"); /* per axis: checked against the new shape */
 }
 
+typedef struct {
+  const float *x;
+  int8_t *y;
+  float scale;
+  int32_t zp;
+} QuantizeJob;
+
+static void quantize_range(void *arg, size_t begin, size_t end, int thread) {
+  (void)thread;
+  const QuantizeJob *j = arg;
+  for (size_t i = begin; i < end; i++) j->y[i] = ember_quantize_f32(j->x[i], j->scale, j->zp);
+}
+
 static EmberStatus quantize_eval(EmberKernelCtx *ctx) {
   const EmberTensor *x = ctx->inputs[0], *out = ctx->outputs[0];
   const size_t n = ember_num_elements(x);
@@ -87,10 +100,9 @@ static EmberStatus quantize_eval(EmberKernelCtx *ctx) {
   }
   const float *f = x->data;
   const size_t inner = channel_inner(out);
-  if (!inner) { /* per tensor: a loop the compiler vectorizes */
-    const float s = out->scales[0];
-    const int32_t zp = (int32_t)out->zero_points[0];
-    for (size_t i = 0; i < n; i++) y[i] = ember_quantize_f32(f[i], s, zp);
+  if (!inner) { /* per tensor: a loop the compiler vectorizes, split over the threads */
+    QuantizeJob j = {f, y, out->scales[0], (int32_t)out->zero_points[0]};
+    ember_parallel_for(ctx, n, n * 4, quantize_range, &j);
     return EMBER_OK;
   }
   for (size_t i = 0; i < n; i++) {

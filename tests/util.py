@@ -244,8 +244,8 @@ def int8_misc_graph() -> ir.Graph:
         g.add_node(op, inputs, [name], attrs, name=g.unique_name(op.lower()))
         return name
 
-    x = g.add_input("x", "float32", (2, 9, 9, 35))
-    values[x] = np.random.default_rng(3).standard_normal((2, 9, 9, 35)).astype(np.float32)
+    x = g.add_input("x", "float32", (2, 30, 30, 35))
+    values[x] = np.random.default_rng(3).standard_normal((2, 30, 30, 35)).astype(np.float32)
     qx, qy = q(0.03, -5), q(0.02, 7)
     y = node("Quantize", [x], qx)
     a = node("MaxPool2D", [y], qx, {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
@@ -352,6 +352,13 @@ def simd_models() -> dict:
     r = b.op("FullyConnected", [r, b.weights("f2", 20, 216), b.weights("f2b", 20)], {"activation": "RELU"})
     y = b.op("FullyConnected", [y, b.weights("f1", 37, 24), b.weights("f1b", 37)])
     models["simd_misc_f32"] = b.finish(y, r, mx)[0]
+
+    b = Builder()  # big enough that elementwise ops and Quantize split over 2 threads
+    x = b.input("x", b.rng.standard_normal((2, 40, 40, 16)).astype(np.float32))
+    y = b.op("Add", [x, b.weights("bias", 16)], {"activation": "RELU"})
+    y = b.op("Mul", [y, x])
+    y = b.op("Sub", [b.op("Reshape", [y], {"shape": (2, 1600, 16)}), b.weights("row", 1600, 1)])
+    models["simd_eltwise_f32"] = b.finish(y)[0]
 
     int8_cases = {
         "conv1x1": ("Conv2D", (1, 9, 7, 19), (24, 1, 1, 19), {}, 0),
