@@ -260,7 +260,27 @@ static void add_tables(const BinQuant *q, AddTables *t) {
   }
 }
 
-/* ember_clamp_i8(ember_requantize(acc, mo) + zo, lo, hi) for |acc| < 2^31, without branches. */
+/* out[j] = ember_clamp_i8(ember_requantize(acc[j], mo) + zo, lo, hi) for n values |acc| < 2^31
+ * and mo < 1 (r = 31 - shift >= 31, as for any Add / Sub whose output scale is not tiny), in a
+ * loop the compiler vectorizes: with u = acc + 2^31 (a uint32) and cc = 2^62 + 2^(r-1) - 2^31 m,
+ * X = u m + cc = x + 2^62 for x = acc m + 2^(r-1) (|x| < 2^62, 0 <= X < 2^64), so
+ * floor(x / 2^r) = (X >> r) - 2^(62-r): one unsigned 32 x 32 -> 64 multiply, an add and a
+ * logical shift. |floor(x / 2^r)| <= |acc| mo + 1 < 2^31 fits an int32. */
+static void add_requant(const int32_t *acc, size_t n, uint32_t m, int r, int32_t zo, int32_t lo,
+                        int32_t hi, int8_t *out) {
+  const uint64_t cc = ((uint64_t)1 << 62) + ((uint64_t)1 << (r - 1)) - ((uint64_t)m << 31);
+  const int64_t off = (int64_t)1 << (62 - r);
+  for (size_t j = 0; j < n; j++) {
+    const uint32_t u = (uint32_t)acc[j] ^ 0x80000000u; /* acc + 2^31 */
+    const uint64_t x = (uint64_t)u * m + cc;
+    int32_t y = (int32_t)((int64_t)(x >> r) - off) + zo;
+    y = y < lo ? lo : y;
+    y = y > hi ? hi : y;
+    out[j] = (int8_t)y;
+  }
+}
+
+/* ember_clamp_i8(ember_requantize(acc, mo) + zo, lo, hi) for |acc| < 2^31, any mo. */
 static inline int8_t add_out(int64_t acc, int64_t m, int64_t rnd, int r, int32_t zo, int32_t lo,
                              int32_t hi) {
   const int64_t x = acc * m + rnd;
@@ -272,7 +292,9 @@ static inline int8_t add_out(int64_t acc, int64_t m, int64_t rnd, int r, int32_t
 
 /* out = bin_i8(a, b) for Add / Sub through the tables, over the broadcast plan (element i read
  * before out[i] is written). |t1[a] +- t2[b]| < 2^31: each table entry is at most
- * 255 * 2^20 / 2 in magnitude (its multiplier s_i / (2 max(s1, s2)) is at most 1/2). */
+ * 255 * 2^20 / 2 in magnitude (its multiplier s_i / (2 max(s1, s2)) is at most 1/2). Runs of
+ * the inner dim go through acc[] and add_requant when mo < 1. */
+#define ADD_RUN 256
 static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_t *out,
                      const BinQuant *q) {
   AddTables t;
@@ -286,12 +308,22 @@ static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_
   const size_t outer = p->total / n;
   size_t idx[EMBER_MAX_DIMS] = {0};
   size_t oa = 0, ob = 0;
+  int32_t acc[ADD_RUN];
   for (size_t o = 0; o < outer; o++) {
     const int8_t *pa = a + oa, *pb = b + ob;
     int8_t *po = out + o * n;
-    for (size_t j = 0; j < n; j++) {
-      const int64_t acc = (int64_t)t.t1[pa[j * isa] + 128] + sign * t.t2[pb[j * isb] + 128];
-      po[j] = add_out(acc, m, rnd, r, zo, lo, hi);
+    if (r >= 31) {
+      for (size_t j0 = 0; j0 < n; j0 += ADD_RUN) {
+        const size_t len = n - j0 < ADD_RUN ? n - j0 : ADD_RUN;
+        for (size_t j = 0; j < len; j++)
+          acc[j] = t.t1[pa[(j0 + j) * isa] + 128] + sign * t.t2[pb[(j0 + j) * isb] + 128];
+        add_requant(acc, len, (uint32_t)m, r, zo, lo, hi, po + j0);
+      }
+    } else {
+      for (size_t j = 0; j < n; j++) {
+        const int64_t v = (int64_t)t.t1[pa[j * isa] + 128] + sign * t.t2[pb[j * isb] + 128];
+        po[j] = add_out(v, m, rnd, r, zo, lo, hi);
+      }
     }
     for (int d = last - 1; d >= 0; d--) { /* next outer index */
       oa += p->sa[d];

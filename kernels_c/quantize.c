@@ -82,7 +82,11 @@ typedef struct {
 static void quantize_range(void *arg, size_t begin, size_t end, int thread) {
   (void)thread;
   const QuantizeJob *j = arg;
-  for (size_t i = begin; i < end; i++) j->y[i] = ember_quantize_f32(j->x[i], j->scale, j->zp);
+  /* locals: int8 stores may alias anything, so j's fields would be reloaded per element */
+  const float *x = j->x, scale = j->scale;
+  int8_t *y = j->y;
+  const int32_t zp = j->zp;
+  for (size_t i = begin; i < end; i++) y[i] = ember_quantize_f32(x[i], scale, zp);
 }
 
 static EmberStatus quantize_eval(EmberKernelCtx *ctx) {
