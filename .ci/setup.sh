@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages: a C compiler and venv support; for the tests also clang (sanitizers,
-# libFuzzer), flatc (checks the generated schema code), and an aarch64 cross compiler with
-# qemu-user (the ARM tests).
+# libFuzzer), flatc (checks the generated schema code), an aarch64 cross compiler with
+# qemu-user (the ARM tests), and PoCL with the OpenCL ICD loader (the GPU delegate's tests).
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
@@ -18,6 +18,11 @@ if [ "${EMBER_EXTRAS:-}" = test ]; then
     command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
     command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
   fi
+  # The OpenCL delegate's tests (tests/test_opencl.py): the ICD loader and PoCL, OpenCL on
+  # the CPU; clinfo to see what OpenCL finds.
+  ls /usr/lib/*/libOpenCL.so.1 >/dev/null 2>&1 || need+=(ocl-icd-libopencl1)
+  ls /etc/OpenCL/vendors/pocl*.icd >/dev/null 2>&1 || need+=(pocl-opencl-icd)
+  command -v clinfo >/dev/null || need+=(clinfo)
   # LeakSanitizer and libFuzzer runtimes ship with clang on Debian; make sure they are there.
   ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 \
     || [ "$(uname -m)" != x86_64 ] || need+=(libclang-rt-dev)

@@ -1,6 +1,6 @@
 """ember.interpreter: run .ember models through libember (ctypes binding)."""
 
 from ._capi import EmberError
-from .interpreter import Interpreter, supported_ops
+from .interpreter import Delegate, Interpreter, load_delegate, supported_ops
 
-__all__ = ["EmberError", "Interpreter", "supported_ops"]
+__all__ = ["Delegate", "EmberError", "Interpreter", "load_delegate", "supported_ops"]

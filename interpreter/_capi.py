@@ -35,6 +35,19 @@ def _library_path() -> str:
     return str(Path(__file__).with_name(name))
 
 
+class OpenCLOptions(ctypes.Structure):
+    """EmberOpenCLOptions (interpreter/include/ember_opencl.h)."""
+
+    _fields_ = [
+        ("platform", ctypes.c_char_p),
+        ("device", ctypes.c_char_p),
+        ("allow_fp16", ctypes.c_int),
+        ("cache_dir", ctypes.c_char_p),
+        ("min_partition_nodes", ctypes.c_int),
+        ("min_partition_macs", ctypes.c_int64),
+    ]
+
+
 def _load():
     path = _library_path()
     try:
@@ -78,6 +91,14 @@ def _load():
         "ember_interpreter_node_op": (c_char_p, [c_p, c_int]),
         "ember_interpreter_node_name": (c_char_p, [c_p, c_int]),
         "ember_interpreter_node_placement": (c_char_p, [c_p, c_int]),
+        "ember_interpreter_node_placement_reason": (c_char_p, [c_p, c_int]),
+        "ember_interpreter_node_partition": (c_int, [c_p, c_int]),
+        "ember_opencl_options_init": (None, [ctypes.POINTER(OpenCLOptions)]),
+        "ember_opencl_delegate_create": (c_int, [ctypes.POINTER(OpenCLOptions),
+                                                 ctypes.POINTER(c_p)]),
+        "ember_opencl_delegate_free": (None, [c_p]),
+        "ember_opencl_last_error": (c_char_p, []),
+        "ember_opencl_delegate_describe": (c_char_p, [c_p]),
         "ember_interpreter_node_input_count": (c_int, [c_p, c_int]),
         "ember_interpreter_node_input": (c_int, [c_p, c_int, c_int]),
         "ember_interpreter_node_output_count": (c_int, [c_p, c_int]),

@@ -19,15 +19,22 @@ class UserError(Exception):
     """A problem with what the user gave: printed as one line, exit code 1."""
 
 
-def _interpreter(path, num_threads=1):
+def _interpreter(path, num_threads=1, delegate=None):
+    import warnings
+
     from .interpreter import Interpreter
 
     if not os.path.exists(path):
         raise UserError(f"{path}: no such file")
     try:
-        return Interpreter(model_path=path, num_threads=num_threads)
+        with warnings.catch_warnings(record=True):  # a missing GPU: said once, below
+            warnings.simplefilter("always")
+            it = Interpreter(model_path=path, num_threads=num_threads, delegate=delegate)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if it.delegate_error:
+        print(f"ember: warning: {it.delegate_error}; running on the CPU", file=sys.stderr)
+    return it
 
 
 def _allocate(it):
@@ -49,8 +56,35 @@ def _fmt_bytes(n: int) -> str:
 
 # -- inspect ----------------------------------------------------------------------------------
 
-def model_summary(path: str) -> dict:
-    it = _interpreter(path)
+def placement_report(it) -> dict:
+    """Where each node runs and why a node is not delegated, after allocate."""
+    nodes = [{k: n[k] for k in ("index", "op", "name", "placement", "partition", "reason")}
+             for n in it.get_node_details()]
+    return {
+        "delegates": [d.description for d in it.delegates],
+        "delegate_error": it.delegate_error,
+        "partitions": len({n["partition"] for n in nodes if n["partition"] >= 0}),
+        "counts": {p: sum(n["placement"] == p for n in nodes)
+                   for p in sorted({n["placement"] for n in nodes})},
+        "nodes": nodes,
+    }
+
+
+def _print_placement(r: dict) -> None:
+    print("\nplacement:")
+    for d in r["delegates"]:
+        print(f"  delegate: {d}")
+    if r["delegate_error"]:
+        print(f"  no delegate: {r['delegate_error']}")
+    counts = ", ".join(f"{n} {p}" for p, n in r["counts"].items())
+    print(f"  {r['partitions']} delegate partition(s); nodes: {counts}")
+    for n in r["nodes"]:
+        where = n["placement"] + (f" #{n['partition']}" if n["partition"] >= 0 else "")
+        print(f"  {n['index']:4d} {n['op']:<16} {n['name'][:28]:<28} {where:<8} {n['reason']}")
+
+
+def model_summary(path: str, delegate=None) -> dict:
+    it = _interpreter(path, delegate=delegate)
     _allocate(it)
     tensors = it.get_tensor_details()
     from ._capi import lib
@@ -83,11 +117,12 @@ def model_summary(path: str) -> dict:
         "tensors": [tensor_info(d) for d in tensors],
         "constant_bytes": sum(tensor_info(d)["bytes"] for d in tensors if d["index"] in const),
         "arena_bytes": it.arena_size,
+        **({"placement": placement_report(it)} if delegate else {}),
     }
 
 
 def cmd_inspect(args) -> int:
-    s = model_summary(args.model)
+    s = model_summary(args.model, args.delegate)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -123,6 +158,8 @@ def cmd_inspect(args) -> int:
         kind = "const" if t["constant"] else ""
         print(f"  {t['index']:4d} {t['name']:<32} {t['dtype']:<8} {str(t['shape']):<20}"
               f" {_fmt_bytes(t['bytes']):>10} {kind}{q}")
+    if "placement" in s:
+        _print_placement(s["placement"])
     return 0
 
 
@@ -174,7 +211,7 @@ def _invoke(it):
 
 
 def cmd_run(args) -> int:
-    it = _interpreter(args.model, args.threads)
+    it = _interpreter(args.model, args.threads, args.delegate)
     feeds = _parse_inputs(args.input, it.get_input_details())
     _feed(it, feeds)
     t0 = time.perf_counter()
@@ -196,8 +233,8 @@ def cmd_run(args) -> int:
 
 # -- bench ------------------------------------------------------------------------------------
 
-def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dict:
-    it = _interpreter(path, threads)
+def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None, delegate=None) -> dict:
+    it = _interpreter(path, threads, delegate)
     details = it.get_input_details()
     rng = np.random.default_rng(0)
     feeds = inputs or {}
@@ -218,7 +255,8 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
         times.append(time.perf_counter() - t0)
         if profile:
             for n in it.get_node_details():
-                per_node.setdefault(n["index"], [n["op"], n["name"], []])[2].append(n["time"])
+                per_node.setdefault(n["index"], [n["op"], n["name"], [], n["placement"],
+                                                 n["reason"]])[2].append(n["time"])
     t = np.array(times) * 1e3
     result = {
         "model": path, "threads": threads, "runs": runs, "warmup": warmup,
@@ -226,12 +264,15 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
         "p90_ms": float(np.percentile(t, 90)), "max_ms": float(t.max()),
         "arena_bytes": it.arena_size, "packed_bytes": it.packed_size, "isa": it.isa,
     }
+    if delegate:
+        result["placement"] = placement_report(it)
     if profile:  # per node the median over the runs, like the latency figures
         medians = {k: float(np.median(v[2])) * 1e3 for k, v in per_node.items()}
         total = sum(medians.values()) or 1.0
         result["profile"] = sorted(
             ({"node": k, "op": v[0], "name": v[1], "ms": medians[k],
-              "percent": 100.0 * medians[k] / total} for k, v in per_node.items()),
+              "percent": 100.0 * medians[k] / total, "placement": v[3], "reason": v[4]}
+             for k, v in per_node.items()),
             key=lambda r: -r["ms"])
     return result
 
@@ -239,7 +280,8 @@ def bench(path, threads=1, runs=50, warmup=5, profile=False, inputs=None) -> dic
 def cmd_bench(args) -> int:
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         raise UserError("--runs and --threads must be >= 1 and --warmup >= 0")
-    r = bench(args.model, args.threads, args.runs, args.warmup, args.profile)
+    r = bench(args.model, args.threads, args.runs, args.warmup, args.profile,
+              delegate=args.delegate)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -248,10 +290,23 @@ def cmd_bench(args) -> int:
     print(f"latency ms: min {r['min_ms']:.3f}  median {r['median_ms']:.3f}  "
           f"p90 {r['p90_ms']:.3f}  max {r['max_ms']:.3f}")
     print(f"arena: {_fmt_bytes(r['arena_bytes'])}, packed weights: {_fmt_bytes(r['packed_bytes'])}")
+    if "placement" in r:
+        pl = r["placement"]
+        counts = ", ".join(f"{n} {p}" for p, n in pl["counts"].items())
+        print(f"delegate: {'; '.join(pl['delegates']) or 'none (' + pl['delegate_error'] + ')'}")
+        print(f"{pl['partitions']} delegate partition(s); nodes: {counts}")
     if args.profile:
-        print(f"\n{'node':>5} {'op':<16} {'name':<28} {'ms':>9} {'%':>6}")
+        where = "placement" in r
+        print(f"\n{'node':>5} {'op':<16} {'name':<28} {'ms':>9} {'%':>6}"
+              + (" where  why not delegated" if where else ""))
         for p in r["profile"]:
-            print(f"{p['node']:>5} {p['op']:<16} {p['name'][:28]:<28} {p['ms']:9.4f} {p['percent']:6.1f}")
+            line = (f"{p['node']:>5} {p['op']:<16} {p['name'][:28]:<28} {p['ms']:9.4f} "
+                    f"{p['percent']:6.1f}")
+            if where:
+                line += f" {p['placement']:<6} {p['reason']}"
+            print(line)
+        if where and r["placement"]["partitions"]:
+            print("(a delegate partition is timed as a whole, at its first node)")
     return 0
 
 
@@ -367,9 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "1e-2 for float16, 0.1 for int8 and dynamic)")
     s.set_defaults(fn=cmd_convert)
 
+    delegate_help = ("gpu: run what it can on the GPU through OpenCL (docs/gpu.md; the "
+                     "EMBER_OPENCL_* variables configure it); without OpenCL the CPU runs all")
     s = sub.add_parser("inspect", help="ops, tensors, shapes, dtypes, sizes and arena of a model")
     s.add_argument("model")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--delegate", choices=["cpu", "gpu"], default=None,
+                   help=delegate_help + "; prints where each node runs and why")
     s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("run", help="run a model on inputs from .npy files")
@@ -377,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy")
     s.add_argument("-o", "--output", metavar="OUT.npz")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--delegate", choices=["cpu", "gpu"], default=None, help=delegate_help)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("bench", help="latency min/median/p90/max and a per-op profile")
@@ -386,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--profile", action="store_true")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--delegate", choices=["cpu", "gpu"], default=None, help=delegate_help)
     s.set_defaults(fn=cmd_bench)
     return p
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 
 import numpy as np
 
-from ._capi import DTYPES, EmberError, InterpreterOptions, lib, text
+from ._capi import DTYPES, EmberError, InterpreterOptions, OpenCLOptions, lib, text
 
 
 def _check_model(status: int, what: str) -> None:
@@ -18,6 +19,64 @@ def _check_model(status: int, what: str) -> None:
 def supported_ops() -> list[str]:
     """Names of the ops this runtime has kernels for, in opcode order."""
     return [text(lib.ember_op_name(i)) for i in range(lib.ember_op_count())]
+
+
+class Delegate:
+    """A delegate made by load_delegate(); pass it in Interpreter(experimental_delegates=[...]).
+    It may serve several interpreters and stays alive as long as any of them."""
+
+    def __init__(self, name: str, handle: ctypes.c_void_p, free):
+        self.name = name
+        self._handle = handle
+        self._free = free
+
+    @property
+    def description(self) -> str:
+        """Platform, device, precision, and whether the kernels came from the cache."""
+        return text(lib.ember_opencl_delegate_describe(self._handle))
+
+    def __repr__(self):
+        return f"<ember.Delegate {self.name}: {self.description}>"
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            self._free(self._handle)
+            self._handle = None
+
+
+_GPU_OPTIONS = {"platform", "device", "allow_fp16", "cache_dir", "min_partition_nodes",
+                "min_partition_macs"}
+
+
+def load_delegate(library: str = "gpu", options: dict | None = None) -> Delegate:
+    """The OpenCL GPU delegate, in the manner of tf.lite.experimental.load_delegate:
+    load_delegate("gpu", {"device": "0", "allow_fp16": "1"}). Options (strings or numbers):
+    platform, device (an index or a name substring), allow_fp16, cache_dir ("" for none),
+    min_partition_nodes, min_partition_macs; unset ones come from the EMBER_OPENCL_*
+    environment variables (docs/gpu.md). Raises ValueError when OpenCL, a platform or a device
+    is missing, with the reason."""
+    if library not in ("gpu", "opencl"):
+        raise ValueError(f"unknown delegate '{library}': Ember has 'gpu' (OpenCL)")
+    options = dict(options or {})
+    unknown = set(options) - _GPU_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown GPU delegate options {sorted(unknown)}; "
+                         f"known: {sorted(_GPU_OPTIONS)}")
+    opts = OpenCLOptions()
+    lib.ember_opencl_options_init(ctypes.byref(opts))
+    try:
+        for key in ("platform", "device", "cache_dir"):
+            if key in options:
+                setattr(opts, key, str(options[key]).encode())
+        for key in ("allow_fp16", "min_partition_nodes", "min_partition_macs"):
+            if key in options:
+                setattr(opts, key, int(options[key]))
+    except ValueError:
+        raise ValueError(f"GPU delegate options: {options} has a non-integer value") from None
+    handle = ctypes.c_void_p()
+    if lib.ember_opencl_delegate_create(ctypes.byref(opts), ctypes.byref(handle)) != 0:
+        raise ValueError(f"cannot load the GPU delegate: {text(lib.ember_opencl_last_error())}")
+    return Delegate("gpu", handle, lib.ember_opencl_delegate_free)
 
 
 class _Model:
@@ -57,16 +116,38 @@ class Interpreter:
 
     Interpreter(model_path="m.ember", num_threads=2) or Interpreter(model_content=bytes).
     Tensor indices (the `index` of the detail dicts) are the model's tensor indices.
+
+    delegate="gpu" runs what it can on the GPU through OpenCL (docs/gpu.md); without OpenCL,
+    a platform or a device it warns (RuntimeWarning, with the reason, also in
+    `delegate_error`) and the CPU runs everything. experimental_delegates=[load_delegate(...)]
+    is the tf.lite form, where a missing GPU is an error of load_delegate.
     """
 
     def __init__(self, model_path=None, model_content=None, num_threads=None,
-                 experimental_delegates=None):
-        if experimental_delegates:
-            raise ValueError("delegates are not available from Python yet")
+                 experimental_delegates=None, delegate=None):
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < -1):
             raise ValueError(f"num_threads must be a positive int or -1, got {num_threads!r}")
+        delegates = list(experimental_delegates or [])
+        for d in delegates:
+            if not isinstance(d, Delegate):
+                raise ValueError(f"experimental_delegates takes ember.load_delegate() results, "
+                                 f"not {type(d).__name__}")
+        self.delegate_error = ""
+        if delegate not in (None, "cpu"):
+            if delegate not in ("gpu", "opencl"):
+                raise ValueError(f"delegate must be None, 'cpu' or 'gpu', got {delegate!r}")
+            try:
+                delegates.append(load_delegate("gpu"))
+            except ValueError as e:
+                self.delegate_error = str(e)
+                warnings.warn(f"{e}; running on the CPU", RuntimeWarning, stacklevel=2)
         self._model = _Model(model_path, model_content)
-        opts = InterpreterOptions(num_threads=max(1, num_threads or 1))
+        self._delegates = delegates  # the C delegates must outlive the interpreter
+        array = (ctypes.c_void_p * max(1, len(delegates)))(*[d._handle for d in delegates])
+        self._delegate_array = array
+        opts = InterpreterOptions(num_threads=max(1, num_threads or 1),
+                                  delegates=ctypes.cast(array, ctypes.POINTER(ctypes.c_void_p)),
+                                  num_delegates=len(delegates))
         self._it = ctypes.c_void_p()
         status = lib.ember_interpreter_create(self._model.handle, ctypes.byref(opts),
                                               ctypes.byref(self._it))
@@ -82,6 +163,7 @@ class Interpreter:
         if getattr(self, "_it", None):
             lib.ember_interpreter_free(self._it)
             self._it = None
+        self._delegates = None  # only now may the delegates go
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -243,9 +325,17 @@ class Interpreter:
     def set_profiling(self, on: bool) -> None:
         lib.ember_interpreter_set_profiling(self._it, int(bool(on)))
 
+    @property
+    def delegates(self) -> list:
+        """The delegates in use (empty when the CPU runs everything)."""
+        return list(self._delegates)
+
     def get_node_details(self) -> list[dict]:
-        """The graph's nodes: op, name, input/output tensor indices, placement, and the
-        seconds of the last invoke when profiling is on."""
+        """The graph's nodes: op, name, input/output tensor indices, placement ("cpu",
+        "const" or the delegate's name, e.g. "gpu"), partition (the delegate partition's
+        number, or -1), reason (why a node is on the CPU although a delegate was given), and
+        the seconds of the last invoke when profiling is on (a partition's time is given at
+        its first node)."""
         it = self._it
         nodes = []
         for n in range(lib.ember_interpreter_node_count(it)):
@@ -258,6 +348,8 @@ class Interpreter:
                 "outputs": [lib.ember_interpreter_node_output(it, n, k)
                             for k in range(lib.ember_interpreter_node_output_count(it, n))],
                 "placement": text(lib.ember_interpreter_node_placement(it, n)),
+                "partition": lib.ember_interpreter_node_partition(it, n),
+                "reason": text(lib.ember_interpreter_node_placement_reason(it, n)),
                 "time": lib.ember_interpreter_node_time(it, n),
             })
         return nodes

@@ -5,7 +5,8 @@
 
 from ember.converter.convert import convert
 from ember.converter.errors import ConversionError
-from ember.interpreter import EmberError, Interpreter
+from ember.interpreter import Delegate, EmberError, Interpreter, load_delegate
 
 __version__ = "0.1.0"
-__all__ = ["Interpreter", "EmberError", "convert", "ConversionError", "__version__"]
+__all__ = ["Interpreter", "EmberError", "load_delegate", "Delegate", "convert", "ConversionError",
+           "__version__"]

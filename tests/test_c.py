@@ -140,6 +140,24 @@ def test_delegate(kind, request, models):
     assert "2 partitions" in out
 
 
+@pytest.mark.parametrize("kind", ["plain", "sanitized"])
+def test_opencl_delegate(kind, request, models, tmp_path):
+    """The OpenCL delegate's C API and zoo.ember on the GPU against the CPU
+    (tests/c/test_opencl.c; tests/test_opencl.py has the rest). Leaks of the OpenCL driver's
+    C++ compiler are suppressed (tests/c/lsan_opencl.supp)."""
+    build = request.getfixturevalue(f"{kind}_build")
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1",
+               LSAN_OPTIONS=f"suppressions={ROOT / 'tests/c/lsan_opencl.supp'}",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    r = subprocess.run([str(build / "tests/c/test_opencl"), models / "api.ember",
+                        models / "api_input.bin", models / "api_expected.bin", tmp_path,
+                        models / "zoo.ember"], capture_output=True, text=True, timeout=600,
+                       env=env)
+    sys.stdout.write(r.stdout)
+    assert r.returncode == 0, f"test_opencl failed ({r.returncode}):\n{r.stdout}\n{r.stderr[-5000:]}"
+    assert " 0 failed" in r.stdout or "skipped" in r.stdout
+
+
 @pytest.mark.parametrize("kind,count", [("plain", 3000), ("sanitized", 3000)])
 def test_mutated_models_never_crash(kind, count, request, models):
     build = request.getfixturevalue(f"{kind}_build")

@@ -49,7 +49,23 @@ struct EmberDelegate {
                          void **handle, char *err, size_t err_size);
   EmberStatus (*invoke)(EmberDelegate *d, void *handle, char *err, size_t err_size);
   void (*release)(EmberDelegate *d, void *handle);
+  /* Optional (NULL: every partition is taken). Asked about each partition before memory is
+   * planned and anything prepared; zero declines it, e.g. when it is too small to repay its
+   * transfers: its nodes then run on the CPU, `why` becomes their placement reason, and the
+   * remaining nodes are partitioned again. */
+  int (*accept)(EmberDelegate *d, const EmberGraphView *g, const EmberPartition *p, char *why,
+                size_t why_size);
 };
+
+/* Why node `node` runs on the CPU although delegates were given: the `why` of the first
+ * delegate's supports (e.g. "op Gather not supported") or of a declined partition (e.g.
+ * "partition too small ..."); "" for a delegated or folded node, or without delegates. Valid
+ * after ember_interpreter_allocate. */
+EMBER_API const char *ember_interpreter_node_placement_reason(const EmberInterpreter *it,
+                                                              int node);
+/* The delegate partition that runs node `node` (0, 1, ... in execution order), or -1 for a
+ * node on the CPU. Valid after ember_interpreter_allocate. */
+EMBER_API int ember_interpreter_node_partition(const EmberInterpreter *it, int node);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #define ARENA_ALIGNMENT 64
+#define EMBER_REASON_SIZE 160
 
 typedef struct Partition {
   int delegate;                /* index into delegates */
@@ -51,6 +52,7 @@ struct EmberInterpreter {
   EmberDelegate **delegates;   /* borrowed */
   int ndelegates;
   int *placement;              /* per node: delegate index or -1 */
+  char (*reason)[EMBER_REASON_SIZE]; /* per node: why it is not delegated (with delegates) */
   EmberGraphView view;         /* what delegates see; valid as long as the interpreter */
   Step *steps;
   int nsteps;
@@ -132,6 +134,7 @@ void ember_interpreter_free(EmberInterpreter *it) {
   release_partitions(it);
   free(it->steps);
   free(it->placement);
+  free(it->reason);
   if (it->folded_data)
     for (int t = 0; t < it->nfolded_data; t++) free(it->folded_data[t]);
   free(it->folded_data);
@@ -195,6 +198,8 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
       it->delegates[d] = del;
     }
     it->ndelegates = options->num_delegates;
+    it->reason = calloc(nn ? nn : 1, sizeof *it->reason);
+    if (!it->reason) goto oom;
   }
   char isa_error[200];
   if (!ember_isa_from_env(&it->isa, isa_error, sizeof isa_error)) {
@@ -701,12 +706,42 @@ EmberStatus ember_interpreter_allocate(EmberInterpreter *it) {
   const EmberGraphView *view = &it->view;
   for (int i = 0; i < m->nnodes; i++) {
     it->placement[i] = -1;
+    if (it->reason) it->reason[i][0] = '\0';
     for (int d = 0; d < it->ndelegates && it->placement[i] < 0 && !it->folded[i]; d++) {
-      char why[160] = "";
-      if (it->delegates[d]->supports(it->delegates[d], view, i, why, sizeof why)) it->placement[i] = d;
+      char why[EMBER_REASON_SIZE] = "";
+      if (it->delegates[d]->supports(it->delegates[d], view, i, why, sizeof why))
+        it->placement[i] = d;
+      else if (!it->reason[i][0])
+        snprintf(it->reason[i], EMBER_REASON_SIZE, "%s",
+                 why[0] ? why : "not supported by the delegate");
     }
   }
-  s = build_steps(it, producer);
+  /* Partitions a delegate declines go back to the CPU; taking nodes out can regroup the
+   * rest, so partition again until every partition is accepted (placements only shrink). */
+  bool declined;
+  do {
+    declined = false;
+    if ((s = build_steps(it, producer)) != EMBER_OK) break;
+    for (int p = 0; p < it->npartitions; p++) {
+      const EmberPartition *part = &it->partitions[p].view;
+      EmberDelegate *d = it->delegates[it->partitions[p].delegate];
+      char why[EMBER_REASON_SIZE] = "";
+      if (!d->accept || d->accept(d, view, part, why, sizeof why)) continue;
+      declined = true;
+      for (int k = 0; k < part->nnodes; k++) {
+        it->placement[part->nodes[k]] = -1;
+        snprintf(it->reason[part->nodes[k]], EMBER_REASON_SIZE, "%s",
+                 why[0] ? why : "partition declined by the delegate");
+      }
+    }
+  } while (declined);
+  /* A delegated node's CPU kernel never runs: drop what its prepare packed (e.g. weights). */
+  for (int i = 0; i < m->nnodes; i++) {
+    if (it->placement[i] < 0) continue;
+    free(it->ctx[i].state);
+    it->ctx[i].state = NULL;
+    it->ctx[i].state_bytes = 0;
+  }
   if (s == EMBER_OK) s = plan_memory(it, producer);
   free(producer);
   if (s != EMBER_OK) return s;
@@ -812,6 +847,19 @@ const char *ember_interpreter_node_placement(const EmberInterpreter *it, int nod
   int d = it->placement[node];
   if (!it->allocated || d < 0) return "cpu";
   return it->delegates[d]->name ? it->delegates[d]->name : "delegate";
+}
+
+const char *ember_interpreter_node_placement_reason(const EmberInterpreter *it, int node) {
+  if (!it || node < 0 || node >= it->model->nnodes || !it->reason || !it->allocated) return "";
+  return it->placement[node] < 0 && !it->folded[node] ? it->reason[node] : "";
+}
+
+int ember_interpreter_node_partition(const EmberInterpreter *it, int node) {
+  if (!it || node < 0 || node >= it->model->nnodes || !it->allocated) return -1;
+  for (int p = 0; p < it->npartitions; p++)
+    for (int k = 0; k < it->partitions[p].view.nnodes; k++)
+      if (it->partitions[p].view.nodes[k] == node) return p;
+  return -1;
 }
 
 /* ---- tensors ----------------------------------------------------------------------------- */
