@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gemm_f32.h"
 #include "kernel.h"
 
 /* The fast int8 loop's plan (the same in prepare and eval): the reduction length k =
@@ -52,11 +53,54 @@ static size_t conv2d_int8_work_bytes(const Conv2dInt8Plan *pl) {
   return pl->rq_bytes + pl->wpad_bytes + pl->threads * (pl->acc_bytes + pl->patch_bytes);
 }
 
+/* The float32 fast path (gemm_f32.h) when the weights (and bias) are constants and groups is
+ * 1: weights packed into the node's state, the threads' indirection buffers in scratch. */
+static bool conv2d_f32_fast(const EmberKernelCtx *ctx) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  return x->type == EMBER_FLOAT32 && w->type == EMBER_FLOAT32 && w->is_const &&
+         (!bias || bias->is_const) && ctx->params->groups == 1;
+}
+
+static EmberStatus conv2d_prepare_f32(EmberKernelCtx *ctx) {
+  const EmberTensor *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  EmberStatus st;
+  const EmberGemmF32 *gm = ember_gemm_f32_prepare(
+      ctx, (const float *)w->data, bias ? (const float *)bias->data : NULL, (size_t)w->dims[0],
+      (size_t)w->dims[1] * (size_t)w->dims[2], (size_t)w->dims[3], &st);
+  if (gm) ctx->scratch_bytes += ember_conv_f32_scratch_bytes(gm, ctx->num_threads);
+  return st;
+}
+
+/* The SIMD int8 path (kernel.h, EmberI8Gemm): groups 1, constant weights and bias, a kernel
+ * for ctx->isa. Each thread's scratch holds the input pointers of one tile. */
+static bool conv2d_i8_simd(const EmberKernelCtx *ctx) {
+  const EmberTensor *w = ctx->inputs[1];
+  return ctx->params->groups == 1 &&
+         ember_i8_gemm_usable(ctx, (size_t)w->dims[0], (size_t)w->dims[1] * (size_t)w->dims[2],
+                              (size_t)w->dims[3]);
+}
+
+static size_t conv2d_i8_simd_ptr_bytes(const EmberI8Gemm *gm) {
+  return align64(gm->taps * (size_t)gm->mr * sizeof(const int8_t *));
+}
+
 static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_prepare_conv(ctx, false);
+  if (st == EMBER_OK && conv2d_f32_fast(ctx)) return conv2d_prepare_f32(ctx);
   if (st != EMBER_OK || ctx->inputs[0]->type != EMBER_INT8) return st;
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
+  if (conv2d_i8_simd(ctx)) { /* weights packed into the state, each thread's tile pointers */
+    const EmberI8Gemm *gm = ember_i8_gemm_prepare(ctx, (size_t)g.oc, (size_t)(g.kh * g.kw),
+                                                  (size_t)g.c);
+    if (!gm) return EMBER_ERROR_OUT_OF_MEMORY;
+    ember_conv_int8_reserve(ctx, (int32_t)g.oc,
+                            (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
+                                conv2d_i8_simd_ptr_bytes(gm));
+    return EMBER_OK;
+  }
   Conv2dInt8Plan pl;
   conv2d_int8_plan(&g, ctx->params->groups, ctx->num_threads, &pl);
   if (pl.fast) ember_conv_int8_reserve(ctx, (int32_t)g.oc, conv2d_int8_work_bytes(&pl));
@@ -235,10 +279,60 @@ static void conv2d_reference_int8_slice(void *arg, const EmberWindowGeom *g, siz
   conv2d_reference_int8(j->x + x_off, j->w, j->bias, j->out + out_off, g, j->p, j->q);
 }
 
-/* The int8 path: the fast loop, or the reference for reductions too long for int32 sums. */
+/* The SIMD int8 loop (same numbers as conv2d_reference_int8): tiles of gm->mr output pixels,
+ * each tap of each pixel's window a pointer to its C input values (padding: gm->zrow, values
+ * of zp_x that add 0) -- no patch copy; a 1x1 convolution is a plain matrix product. Runs on a
+ * slice of output rows (ember_conv_parallel_rows) with its thread's pointers. */
+typedef struct {
+  const int8_t *x;
+  int8_t *out;
+  const EmberI8Gemm *gm;
+  char *ptrs;
+} Conv2dSimdJob;
+
+static void conv2d_simd_int8_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                   size_t out_off, int thread) {
+  const Conv2dSimdJob *j = arg;
+  const EmberI8Gemm *gm = j->gm;
+  const int8_t **a =
+      (const int8_t **)(void *)(j->ptrs + (size_t)thread * conv2d_i8_simd_ptr_bytes(gm));
+  const size_t mr = (size_t)gm->mr, pixels = (size_t)(g->oh * g->ow), oc = (size_t)g->oc;
+  for (int64_t n = 0; n < g->n; n++) {
+    const int8_t *xn = j->x + x_off + (size_t)(n * g->h * g->w * g->c);
+    int8_t *outn = j->out + out_off + (size_t)n * pixels * oc;
+    for (size_t p0 = 0; p0 < pixels; p0 += mr) {
+      const size_t np = pixels - p0 < mr ? pixels - p0 : mr;
+      for (size_t r = 0; r < mr; r++) {
+        const size_t pix = p0 + (r < np ? r : np - 1); /* rows past np repeat the last */
+        const int64_t ih0 = (int64_t)(pix / (size_t)g->ow) * g->sh - g->top,
+                      iw0 = (int64_t)(pix % (size_t)g->ow) * g->sw - g->left;
+        for (int64_t kh = 0; kh < g->kh; kh++) {
+          const int64_t ih = ih0 + kh * g->dh;
+          for (int64_t kw = 0; kw < g->kw; kw++) {
+            const int64_t iw = iw0 + kw * g->dw;
+            a[(size_t)(kh * g->kw + kw) * mr + r] =
+                ih < 0 || ih >= g->h || iw < 0 || iw >= g->w
+                    ? gm->zrow
+                    : xn + (size_t)((ih * g->w + iw) * g->c);
+          }
+        }
+      }
+      ember_i8_gemm_run(gm, a, np, 0, oc, outn + p0 * oc, oc);
+    }
+  }
+}
+
+/* The int8 path: the SIMD loop, the fast loop, or the reference for reductions too long for
+ * int32 sums. */
 static void conv2d_int8(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
                         const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
                         const EmberParams *p, const EmberConvQuant *q) {
+  if (ctx->state && q->work && conv2d_i8_simd(ctx)) { /* prepare packed the weights */
+    Conv2dSimdJob j = {x, out, ctx->state, q->work};
+    ember_conv_parallel_rows(ctx, g, (size_t)(g->n * g->oh * g->ow * g->oc * g->kh * g->kw * g->c),
+                             conv2d_simd_int8_slice, &j);
+    return;
+  }
   Conv2dInt8Plan pl;
   conv2d_int8_plan(g, p->groups, ctx->num_threads, &pl);
   if (pl.fast && q->work) {
@@ -287,6 +381,14 @@ static void conv2d_hybrid(const float *x, const int8_t *w, const EmberTensor *wt
 }
 
 static EmberStatus conv2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->state && conv2d_f32_fast(ctx)) { /* prepare packed the weights */
+    EmberWindowGeom g;
+    ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
+    ember_conv_f32(ctx, ctx->state, (const float *)ctx->inputs[0]->data,
+                   (float *)ctx->outputs[0]->data, &g, ctx->params->act_min,
+                   ctx->params->act_max);
+    return EMBER_OK;
+  }
   const EmberTensor *w = ctx->inputs[1];
   const size_t taps = (size_t)w->dims[1] * (size_t)w->dims[2] * (size_t)w->dims[3];
   return ember_conv_eval_split(ctx, taps, conv2d_reference, conv2d_int8, conv2d_hybrid);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gemm_f32.h"
 #include "kernel.h"
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -25,11 +26,82 @@ static size_t depthwise_rq_bytes(const EmberWindowGeom *g) {
   return ember_requant_bytes((size_t)g->oc);
 }
 
+/* The float32 fast path (gemm_f32.h) when the weights (and bias) are constants and the depth
+ * multiplier is 1: in the node's state a DepthwiseF32, the packed weights (per block of V
+ * channels: bias[V], then [KH*KW][V]) and an input row of zeros (W*C) that the taps of padding
+ * rows step through; in scratch each thread's KH*KW tap pointers. */
+typedef struct {
+  EmberDwF32Fn fn;
+  size_t v;
+  const float *packed, *zero;
+} DepthwiseF32;
+
+static bool depthwise_f32_fast(const EmberKernelCtx *ctx) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  return x->type == EMBER_FLOAT32 && w->type == EMBER_FLOAT32 && w->is_const &&
+         (!bias || bias->is_const) && w->dims[3] == x->dims[3];
+}
+
+static size_t depthwise_f32_scratch_per_thread(size_t ks) {
+  return align64(ks * sizeof(const float *));
+}
+
+static EmberStatus depthwise_conv2d_prepare_f32(EmberKernelCtx *ctx) {
+  DepthwiseF32 k;
+  if (!ember_dw_f32_kernel(ctx->isa, &k.fn, &k.v)) return EMBER_OK;
+  const EmberTensor *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  const float *wd = w->data, *bd = bias ? bias->data : NULL;
+  const size_t ks = (size_t)w->dims[1] * (size_t)w->dims[2], c = (size_t)w->dims[3], v = k.v;
+  const size_t blocks = (c + v - 1) / v, block = v * (ks + 1); /* floats */
+  const size_t head = align64(sizeof k), packed = align64(blocks * block * sizeof(float));
+  const size_t in_w = (size_t)ctx->inputs[0]->dims[2];
+  const size_t zero = align64((in_w ? in_w : 1) * c * sizeof(float)); /* at least one pixel */
+  /* no overflow: w and a row of x exist, each well under 2^40 bytes */
+  char *mem = ember_kernel_state(ctx, head + packed + zero);
+  if (!mem) return EMBER_ERROR_OUT_OF_MEMORY;
+  float *pw = (float *)(mem + head);
+  for (size_t b = 0; b < blocks; b++, pw += block) {
+    for (size_t t = 0; t <= ks; t++) /* t = 0: the bias */
+      for (size_t i = 0; i < v; i++) {
+        const size_t ch = b * v + i;
+        const float val = ch >= c ? 0.0f : t == 0 ? (bd ? bd[ch] : 0.0f) : wd[(t - 1) * c + ch];
+        pw[t * v + i] = val;
+      }
+  }
+  memset(mem + head + packed, 0, zero);
+  k.packed = (const float *)(mem + head);
+  k.zero = (const float *)(mem + head + packed);
+  memcpy(mem, &k, sizeof k);
+  const size_t threads = ctx->num_threads > 1 ? (size_t)ctx->num_threads : 1;
+  ctx->scratch_bytes += threads * depthwise_f32_scratch_per_thread(ks);
+  return EMBER_OK;
+}
+
+/* The SIMD int8 loop (kernel.h, ember_i8_dw_pack): depth multiplier 1, constant weights and
+ * bias, a kernel for ctx->isa; each thread has its scratch (ember_i8_dw_scratch_bytes). */
+static bool depthwise_i8_simd(const EmberKernelCtx *ctx, const EmberWindowGeom *g) {
+  const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  return g->oc == g->c && w->is_const && (!bias || bias->is_const) &&
+         ember_i8_dw_bytes(ember_i8_dw_kind(ctx->isa), (size_t)g->c, (size_t)g->kh,
+                           (size_t)g->kw) > 0;
+}
+
 static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_prepare_conv(ctx, true);
+  if (st == EMBER_OK && depthwise_f32_fast(ctx)) return depthwise_conv2d_prepare_f32(ctx);
   if (st != EMBER_OK || ctx->inputs[0]->type != EMBER_INT8) return st;
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
+  if (depthwise_i8_simd(ctx, &g)) {
+    const EmberI8Gemm *gm = ember_i8_dw_prepare(ctx, (size_t)g.c, (size_t)g.kh, (size_t)g.kw);
+    if (!gm) return EMBER_ERROR_OUT_OF_MEMORY;
+    ember_conv_int8_reserve(ctx, (int32_t)g.oc,
+                            (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
+                                ember_i8_dw_scratch_bytes(gm, &g));
+    return EMBER_OK;
+  }
   if (depthwise_fast_ok(&g)) /* the tables, then each thread's sums */
     ember_conv_int8_reserve(ctx, (int32_t)g.oc,
                             depthwise_rq_bytes(&g) + (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
@@ -173,11 +245,35 @@ static void depthwise_reference_slice(void *arg, const EmberWindowGeom *g, size_
   depthwise_conv2d_reference_int8(j->x + x_off, j->w, j->bias, j->out + out_off, g, j->p, j->q);
 }
 
-/* The int8 path: the fast loop, or the reference (depth multiplier > 1, huge kernels). */
+/* The SIMD int8 loop (same numbers as depthwise_conv2d_reference_int8): the ISA's kernel on a
+ * slice of output rows with its thread's scratch. */
+typedef struct {
+  const int8_t *x;
+  int8_t *out;
+  const EmberI8Gemm *gm;
+  char *scratch;
+  size_t thread_bytes;
+} DepthwiseSimdJob;
+
+static void depthwise_simd_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
+                                 size_t out_off, int thread) {
+  const DepthwiseSimdJob *j = arg;
+  ember_i8_dw_run(j->gm, j->x + x_off, g, j->scratch + (size_t)thread * j->thread_bytes,
+                  j->out + out_off);
+}
+
+/* The int8 path: the SIMD loop, the fast loop, or the reference (depth multiplier > 1, huge
+ * kernels). */
 static void depthwise_conv2d_int8(EmberKernelCtx *ctx, const int8_t *x, const int8_t *w,
                                   const int32_t *bias, int8_t *out, const EmberWindowGeom *g,
                                   const EmberParams *p, const EmberConvQuant *q) {
   const size_t work = (size_t)(g->n * g->oh * g->ow * g->oc * g->kh * g->kw);
+  if (ctx->state && q->work && depthwise_i8_simd(ctx, g)) { /* prepare packed the weights */
+    const EmberI8Gemm *gm = ctx->state;
+    DepthwiseSimdJob j = {x, out, gm, q->work, ember_i8_dw_scratch_bytes(gm, g)};
+    ember_conv_parallel_rows(ctx, g, work, depthwise_simd_slice, &j);
+    return;
+  }
   if (depthwise_fast_ok(g) && q->work) {
     EmberRequantRow rq; /* the tables, shared by the threads (read only) */
     ember_requant_init(&rq, q->work, q, bias, (size_t)g->c, g->kh * g->kw * 255 * 128);
@@ -224,7 +320,73 @@ static void depthwise_conv2d_hybrid(const float *x, const int8_t *w, const Ember
   }
 }
 
+/* The float32 fast loop on a slice of output pixels, row by row: the pixels whose taps all lie
+ * inside the input row in one microkernel call (the taps of the first, stepped by stride * C),
+ * each pixel of the borders in a call of its own (taps outside the input at the zero row). */
+typedef struct {
+  const DepthwiseF32 *k;
+  const float *x;
+  float *out;
+  const float **ptrs;
+  size_t ptrs_stride; /* pointers per thread */
+  float lo, hi;
+} DepthwiseF32Job;
+
+/* The taps of the window at input (ih0, iw0); padding rows point into the zero row. */
+static void depthwise_f32_taps(const EmberWindowGeom *s, const float *x, const float *zero,
+                               int64_t ih0, int64_t iw0, const float **ptrs) {
+  const size_t c = (size_t)s->c;
+  for (int64_t kh = 0; kh < s->kh; kh++) {
+    const int64_t ih = ih0 + kh * s->dh;
+    const float *row = ih >= 0 && ih < s->h ? x + (size_t)(ih * s->w) * c : zero;
+    for (int64_t kw = 0; kw < s->kw; kw++) {
+      const int64_t iw = iw0 + kw * s->dw;
+      *ptrs++ = iw >= 0 && iw < s->w ? row + (size_t)iw * c : zero;
+    }
+  }
+}
+
+static void depthwise_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_off,
+                                size_t out_off, int thread) {
+  const DepthwiseF32Job *j = arg;
+  const float *x = j->x + x_off;
+  float *out = j->out + out_off;
+  const float **ptrs = j->ptrs + (size_t)thread * j->ptrs_stride;
+  const size_t ks = (size_t)(s->kh * s->kw), c = (size_t)s->c;
+  /* interior columns [lo, hi): ow * sw - left >= 0 and ow * sw - left + (kw-1) * dw < w */
+  const int64_t last = s->w - 1 - (s->kw - 1) * s->dw + s->left;
+  int64_t lo = s->left > 0 ? (s->left + s->sw - 1) / s->sw : 0;
+  int64_t hi = last >= 0 ? last / s->sw + 1 : 0;
+  lo = lo < s->ow ? lo : s->ow;
+  hi = hi < lo ? lo : hi < s->ow ? hi : s->ow;
+  for (int64_t oh = 0; oh < s->oh; oh++) {
+    const int64_t ih0 = oh * s->sh - s->top;
+    float *orow = out + (size_t)(oh * s->ow) * c;
+    for (int64_t ow = 0; ow < s->ow; ow++) {
+      const size_t run = ow == lo && hi > lo ? (size_t)(hi - lo) : 1;
+      depthwise_f32_taps(s, x, j->k->zero, ih0, ow * s->sw - s->left, ptrs);
+      j->k->fn(run, c, ks, ptrs, (size_t)s->sw * c, j->k->packed, orow + (size_t)ow * c, c, j->lo,
+               j->hi);
+      ow += (int64_t)run - 1;
+    }
+  }
+}
+
+static EmberStatus depthwise_conv2d_eval_f32(EmberKernelCtx *ctx) {
+  const EmberTensor *w = ctx->inputs[1];
+  EmberWindowGeom g;
+  ember_window_geom(ctx, w->dims[1], w->dims[2], &g);
+  const size_t ks = (size_t)(g.kh * g.kw);
+  DepthwiseF32Job j = {ctx->state, ctx->inputs[0]->data, ctx->outputs[0]->data, ctx->scratch,
+                       depthwise_f32_scratch_per_thread(ks) / sizeof(const float *),
+                       ctx->params->act_min, ctx->params->act_max};
+  const size_t work = ember_num_elements(ctx->outputs[0]) * ks / EMBER_F32_WORK_SCALE;
+  ember_conv_parallel_rows(ctx, &g, work, depthwise_f32_slice, &j);
+  return EMBER_OK;
+}
+
 static EmberStatus depthwise_conv2d_eval(EmberKernelCtx *ctx) {
+  if (ctx->state && depthwise_f32_fast(ctx)) return depthwise_conv2d_eval_f32(ctx);
   const EmberTensor *w = ctx->inputs[1];
   return ember_conv_eval_split(ctx, (size_t)w->dims[1] * (size_t)w->dims[2],
                                depthwise_conv2d_reference, depthwise_conv2d_int8,

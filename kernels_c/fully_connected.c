@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gemm_f32.h"
 #include "kernel.h"
 
 /* The rows of x: the product of all dims but the last. */
@@ -44,6 +45,20 @@ static void fc_int8_plan(size_t rows, size_t n, size_t k, int threads, FcInt8Pla
   pl->threads = threads > 1 ? (size_t)threads : 1;
 }
 
+/* The float32 fast path: constant float32 weights (and bias). */
+static bool fully_connected_f32_fast(const EmberKernelCtx *ctx) {
+  const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1];
+  const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  return x->type == EMBER_FLOAT32 && w->type == EMBER_FLOAT32 && w->is_const &&
+         (!bias || bias->is_const);
+}
+
+/* The SIMD int8 path (kernel.h, EmberI8Gemm; constant weights and bias): each thread's
+ * scratch holds the row pointers of one tile. */
+static size_t fc_i8_simd_ptr_bytes(const EmberI8Gemm *gm) {
+  return align64((size_t)gm->mr * sizeof(const int8_t *));
+}
+
 static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
   EmberStatus st = ember_check_io(ctx, 2, 3, 1);
   if (st != EMBER_OK) return st;
@@ -71,7 +86,17 @@ static EmberStatus fully_connected_prepare(EmberKernelCtx *ctx) {
                               bias->ndims > 0 ? (int)bias->dims[0] : 0);
 
   if ((st = ember_prepare_weighted(ctx, 0, n, (size_t)k)) != EMBER_OK) return st;
-  if (x->type == EMBER_INT8) {
+  if (fully_connected_f32_fast(ctx)) { /* weights packed for the float32 GEMM (gemm_f32.h) */
+    ember_gemm_f32_prepare(ctx, (const float *)w->data,
+                           bias ? (const float *)bias->data : NULL, (size_t)n, 1, (size_t)k, &st);
+    if (st != EMBER_OK) return st;
+  }
+  if (x->type == EMBER_INT8 && ember_i8_gemm_usable(ctx, (size_t)n, 1, (size_t)k)) {
+    const EmberI8Gemm *gm = ember_i8_gemm_prepare(ctx, (size_t)n, 1, (size_t)k);
+    if (!gm) return EMBER_ERROR_OUT_OF_MEMORY;
+    ember_conv_int8_reserve(ctx, n, (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
+                                        fc_i8_simd_ptr_bytes(gm));
+  } else if (x->type == EMBER_INT8) {
     FcInt8Plan pl;
     fc_int8_plan(fc_rows(x), (size_t)n, (size_t)k, ctx->num_threads, &pl);
     if (pl.fast)
@@ -163,6 +188,37 @@ static void fully_connected_fast_int8(void *arg, size_t begin, size_t end, int t
   }
 }
 
+/* The SIMD int8 loop (same numbers as fully_connected_reference_int8): tiles of gm->mr rows
+ * of x through ember_i8_gemm_run. A thread takes tiles [begin, end) (by_rows), or the
+ * channels of panels [begin, end) of every row (few rows, e.g. one: a matrix-vector product). */
+typedef struct {
+  const int8_t *x;
+  int8_t *out;
+  size_t rows, n, k;
+  const EmberI8Gemm *gm;
+  char *ptrs;
+  bool by_rows;
+} FcSimdJob;
+
+static void fully_connected_simd_int8(void *arg, size_t begin, size_t end, int thread) {
+  const FcSimdJob *j = arg;
+  const EmberI8Gemm *gm = j->gm;
+  const size_t mr = (size_t)gm->mr, lanes = (size_t)gm->lanes;
+  const int8_t **a = (const int8_t **)(void *)(j->ptrs + (size_t)thread * fc_i8_simd_ptr_bytes(gm));
+  size_t t0 = 0, t1 = (j->rows + mr - 1) / mr, c0 = 0, c1 = j->n;
+  if (j->by_rows) {
+    t0 = begin, t1 = end;
+  } else {
+    c0 = begin * lanes;
+    c1 = end * lanes < j->n ? end * lanes : j->n;
+  }
+  for (size_t t = t0; t < t1; t++) {
+    const size_t r0 = t * mr, np = j->rows - r0 < mr ? j->rows - r0 : mr;
+    for (size_t r = 0; r < mr; r++) a[r] = j->x + (r0 + (r < np ? r : np - 1)) * j->k;
+    ember_i8_gemm_run(gm, a, np, c0, c1, j->out + r0 * j->n, j->n);
+  }
+}
+
 /* The hybrid path: each row quantized into qx (k bytes of scratch), then exact int64 sums. */
 static void fully_connected_hybrid(const float *x, const int8_t *w, const EmberTensor *wt,
                                    const float *bias, float *out, size_t rows, size_t n, size_t k,
@@ -185,6 +241,11 @@ static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const size_t k = (size_t)w->dims[1], n = (size_t)w->dims[0];
   const size_t rows = fc_rows(x);
+  if (ctx->state && fully_connected_f32_fast(ctx)) { /* prepare packed the weights */
+    ember_fc_f32(ctx, ctx->state, (const float *)x->data, (float *)ctx->outputs[0]->data, rows,
+                 ctx->params->act_min, ctx->params->act_max);
+    return EMBER_OK;
+  }
   FcJob j = {x->data, w->data, bias ? bias->data : NULL, ctx->outputs[0]->data, rows, n, k,
              ctx->params, NULL, NULL, NULL, false};
   const size_t work = rows * n * k;
@@ -192,6 +253,16 @@ static EmberStatus fully_connected_eval(EmberKernelCtx *ctx) {
     EmberConvQuant q;
     ember_conv_int8_setup(ctx, (int32_t)n, &q);
     j.q = &q;
+    if (ctx->state && q.work && ember_i8_gemm_usable(ctx, n, 1, k)) { /* prepare packed w */
+      const EmberI8Gemm *gm = ctx->state;
+      const size_t tiles = (rows + (size_t)gm->mr - 1) / (size_t)gm->mr;
+      const size_t threads = ctx->num_threads > 1 ? (size_t)ctx->num_threads : 1;
+      FcSimdJob sj = {x->data, ctx->outputs[0]->data, rows, n, k, gm, q.work,
+                      tiles >= 2 * threads};
+      ember_parallel_for(ctx, sj.by_rows ? tiles : (n + (size_t)gm->lanes - 1) / (size_t)gm->lanes,
+                         work, fully_connected_simd_int8, &sj);
+      return EMBER_OK;
+    }
     FcInt8Plan pl;
     fc_int8_plan(rows, n, k, ctx->num_threads, &pl);
     if (pl.fast && q.work) {

@@ -9,14 +9,18 @@
  * result is exactly the reference loops' (docs/quantization.md).
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "kernel.h"
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* The vector form's tables cover whole vectors of 16 lanes. */
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
 size_t ember_requant_bytes(size_t nch) {
-  return align64(nch * sizeof(EmberRequant)) + 3 * align64(nch * sizeof(uint32_t)) +
-         align64(nch * sizeof(uint64_t));
+  return align64(nch * sizeof(EmberRequant)) + 3 * align64(pad16(nch) * sizeof(uint32_t)) +
+         align64(pad16(nch) * sizeof(uint64_t));
 }
 
 void ember_requant_init(EmberRequantRow *t, void *mem, const EmberConvQuant *q,
@@ -24,9 +28,11 @@ void ember_requant_init(EmberRequantRow *t, void *mem, const EmberConvQuant *q,
   char *at = mem;
   EmberRequant *rq = (EmberRequant *)at;
   at += align64(nch * sizeof(EmberRequant));
-  uint32_t *m = (uint32_t *)at, *p2 = (uint32_t *)(at + align64(nch * sizeof(uint32_t))),
-           *base = (uint32_t *)(at + 2 * align64(nch * sizeof(uint32_t)));
-  uint64_t *cc = (uint64_t *)(at + 3 * align64(nch * sizeof(uint32_t)));
+  const size_t vec_bytes = align64(pad16(nch) * sizeof(uint32_t));
+  uint32_t *m = (uint32_t *)at, *p2 = (uint32_t *)(at + vec_bytes),
+           *base = (uint32_t *)(at + 2 * vec_bytes);
+  uint64_t *cc = (uint64_t *)(at + 3 * vec_bytes);
+  memset(at, 0, 3 * vec_bytes + align64(pad16(nch) * sizeof(uint64_t)));
   bool vec = true;
   for (size_t c = 0; c < nch; c++) {
     const int32_t r = 31 - q->mult[c].shift; /* in [1, 62] (prepare checked) */
@@ -200,4 +206,304 @@ void ember_gemm_i8(const int16_t *xs, size_t ldx, const int8_t *w, size_t ldw, s
     gemm_row(xs + p * ldx, w, ldw, k, no, acc);
     ember_requant_row(t, acc, c0, no, out + p * ldo);
   }
+}
+
+/* ---- the SIMD GEMM: packing at prepare and the driver (kernel.h) ---- */
+
+int ember_i8_gemm_kind(uint32_t isa) {
+#if defined(EMBER_SIMD_X86)
+  if (isa & EMBER_ISA_AVX512VNNI) return EMBER_I8K_AVX512VNNI;
+  if (isa & EMBER_ISA_AVX512) return EMBER_I8K_AVX512;
+  if (isa & EMBER_ISA_AVXVNNI) return EMBER_I8K_AVXVNNI;
+  if (isa & EMBER_ISA_AVX2) return EMBER_I8K_AVX2;
+#elif defined(EMBER_SIMD_ARM)
+  if (isa & EMBER_ISA_DOTPROD) return EMBER_I8K_DOTPROD;
+  if (isa & EMBER_ISA_NEON) return EMBER_I8K_NEON;
+#endif
+  (void)isa;
+  return EMBER_I8K_NONE;
+}
+
+/* Lanes (channels per panel) and rows per tile of each kernel: a tile's sums stay in
+ * registers (x86/gemm_i8_tile.h, arm/gemm_i8_tile.h). */
+static void kind_shape(int kind, int32_t *lanes, int32_t *mr) {
+  switch (kind) {
+    case EMBER_I8K_AVX512VNNI: *lanes = 16, *mr = 6; return;
+    case EMBER_I8K_AVX512: *lanes = 16, *mr = 6; return;
+    case EMBER_I8K_AVX2: case EMBER_I8K_AVXVNNI: *lanes = 8, *mr = 4; return;
+    default: *lanes = 4, *mr = 4; return; /* NEON, dotprod */
+  }
+}
+
+/* The packed state's layout after the weights: init, cc, sh, the requantization tables, zrow. */
+typedef struct {
+  size_t npad, c4, panel_bytes, w, init, cc, sh, rq, zrow, total;
+} GemmLayout;
+
+static void gemm_layout(int kind, size_t n, size_t taps, size_t c, GemmLayout *l) {
+  int32_t lanes, mr;
+  kind_shape(kind, &lanes, &mr);
+  l->npad = (n + (size_t)lanes - 1) / (size_t)lanes * (size_t)lanes;
+  l->c4 = (c + 3) & ~(size_t)3;
+  l->panel_bytes = taps * l->c4 * (size_t)lanes;
+  l->w = 0;
+  l->init = align64(l->npad / (size_t)lanes * l->panel_bytes);
+  l->cc = l->init + align64(l->npad * sizeof(int32_t));
+  l->sh = l->cc + align64(pad16(l->npad) * sizeof(uint64_t));
+  l->rq = l->sh + align64(l->npad * sizeof(int32_t));
+  l->zrow = l->rq + ember_requant_bytes(l->npad);
+  l->total = l->zrow + align64(l->c4 + 4);
+}
+
+size_t ember_i8_gemm_bytes(int kind, size_t n, size_t taps, size_t c) {
+  if (kind == EMBER_I8K_NONE || taps * c > EMBER_I8_MAX_K32) return 0;
+  GemmLayout l;
+  gemm_layout(kind, n, taps, c, &l);
+  return l.total;
+}
+
+/* The per-channel parts of a packing: init (-(zp_x + off) * the sum of channel o's k weights
+ * w[o * ks + i * stride], modulo 2^32: the general epilogue adds it), the requantization tables
+ * (rq), and for the SIMD epilogue cc = (init + bias) * m + 2^(r-1) (init exact, mod 2^64) in the
+ * multiplies' order per panel (x86: even lanes then odd lanes; ARM as is) and sh = r - 32. */
+static void pack_requant(EmberI8Gemm *g, void *init_mem, void *cc_mem, void *sh_mem, void *rq_mem,
+                         int kind, int32_t lanes, const int8_t *w, size_t n, size_t k,
+                         size_t stride, int64_t off, const EmberConvQuant *q,
+                         const int32_t *bias) {
+  const size_t ln = (size_t)lanes, npad = (n + ln - 1) / ln * ln;
+  const size_t ks = stride == 1 ? k : 1; /* rows of k, or columns of a [k][n] matrix */
+  g->rq = (EmberRequantRow){0};
+  ember_requant_init(&g->rq, rq_mem, q, bias, n, (int64_t)k * 255 * 128);
+  int32_t *init = init_mem, *sh = sh_mem;
+  uint64_t *cc = cc_mem;
+  const bool x86 = kind <= EMBER_I8K_AVXVNNI;
+  for (size_t o = 0; o < npad; o++) {
+    int64_t sum = 0;
+    for (size_t i = 0; o < n && i < k; i++) sum += w[o * ks + i * stride];
+    const int64_t corr = -(q->x_zp + off) * sum; /* |corr| <= 256 * 128 * k: no overflow */
+    init[o] = (int32_t)(uint32_t)(uint64_t)corr;
+    const size_t j = o % ln, at = x86 ? (j % 2 ? ln / 2 + j / 2 : j / 2) : j;
+    cc[o - j + at] = 0;
+    sh[o] = 0;
+    if (o < n && g->rq.vec) {
+      const EmberRequant *rq = &g->rq.rq[o];
+      cc[o - j + at] = (uint64_t)(corr + rq->bias) * (uint64_t)rq->m + ((uint64_t)1 << (rq->r - 1));
+      sh[o] = rq->r - 32;
+    }
+  }
+  g->lanes = lanes;
+  g->n = n;
+  g->init = init;
+  g->cc = cc;
+  g->sh = sh;
+}
+
+void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t n,
+                        size_t taps, size_t c, const EmberConvQuant *q, const int32_t *bias) {
+  GemmLayout l;
+  gemm_layout(kind, n, taps, c, &l);
+  char *base = mem;
+  int32_t lanes, mr;
+  kind_shape(kind, &lanes, &mr);
+  const size_t ln = (size_t)lanes, k = taps * c;
+  (void)mr;
+  /* [panel][tap][c4 / 4][lanes][4], zero past n and c */
+  int8_t *pw = (int8_t *)(base + l.w);
+  for (size_t o = 0; o < l.npad; o++) {
+    int8_t *panel = pw + o / ln * l.panel_bytes + o % ln * 4;
+    for (size_t t = 0; t < taps; t++)
+      for (size_t i = 0; i < l.c4; i++)
+        panel[(t * l.c4 + i) / 4 * ln * 4 + i % 4] =
+            o < n && i < c ? w[o * k + t * c + i] : 0;
+  }
+  /* the sums are of x (+ 128 for u8): -(zp_x + off) * sum w corrects them */
+  const int64_t off = kind == EMBER_I8K_AVX512VNNI || kind == EMBER_I8K_AVXVNNI ? 128 : 0;
+  pack_requant(g, base + l.init, base + l.cc, base + l.sh, base + l.rq, kind, lanes, w, n, k, 1,
+               off, q, bias);
+  memset(base + l.zrow, (int)(int8_t)q->x_zp, l.c4 + 4);
+  g->kind = kind;
+  g->mr = mr;
+  g->taps = taps;
+  g->c = c;
+  g->c4 = l.c4;
+  g->panel_bytes = l.panel_bytes;
+  g->w = pw;
+  g->w16 = NULL;
+  g->zrow = (const int8_t *)(base + l.zrow);
+}
+
+void ember_i8_gemm_run(const EmberI8Gemm *g, const int8_t *const *a, size_t np, size_t c0,
+                       size_t c1, int8_t *out, size_t ldo) {
+  EmberI8TileFn tile = NULL;
+  switch (g->kind) {
+#if defined(EMBER_SIMD_X86)
+    case EMBER_I8K_AVX2: tile = ember_i8_tile_avx2; break;
+    case EMBER_I8K_AVX512: tile = ember_i8_tile_avx512; break;
+    case EMBER_I8K_AVX512VNNI: tile = ember_i8_tile_avx512vnni; break;
+    case EMBER_I8K_AVXVNNI: tile = ember_i8_tile_avxvnni; break;
+#elif defined(EMBER_SIMD_ARM)
+    case EMBER_I8K_NEON: tile = ember_i8_tile_neon; break;
+    case EMBER_I8K_DOTPROD: tile = ember_i8_tile_dotprod; break;
+#endif
+    default: return; /* packing chose a kernel of this build: unreachable */
+  }
+  const size_t mr = (size_t)g->mr, block = g->taps * mr;
+  for (size_t p = 0; p < np; p += mr, a += block)
+    tile(g, a, np - p < mr ? np - p : mr, c0, c1, out + p * ldo, ldo);
+}
+
+bool ember_i8_gemm_usable(const EmberKernelCtx *ctx, size_t n, size_t taps, size_t c) {
+  const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  return w->is_const && (!bias || bias->is_const) &&
+         ember_i8_gemm_bytes(ember_i8_gemm_kind(ctx->isa), n, taps, c) > 0;
+}
+
+const EmberI8Gemm *ember_i8_gemm_prepare(EmberKernelCtx *ctx, size_t n, size_t taps, size_t c) {
+  const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  const int kind = ember_i8_gemm_kind(ctx->isa);
+  const size_t head = align64(sizeof(EmberI8Gemm)), mults = align64(n * sizeof(EmberMultiplier));
+  char *mem = ember_kernel_state(ctx, head + mults + ember_i8_gemm_bytes(kind, n, taps, c));
+  if (!mem) return NULL;
+  EmberConvQuant q;
+  ember_conv_int8_quant(ctx, (int32_t)n, (EmberMultiplier *)(mem + head), &q);
+  EmberI8Gemm *g = (EmberI8Gemm *)mem;
+  ember_i8_gemm_pack(g, mem + head + mults, kind, (const int8_t *)w->data, n, taps, c, &q,
+                     bias ? (const int32_t *)bias->data : NULL);
+  return g;
+}
+
+/* ---- the SIMD depthwise convolution (depth multiplier 1) ---- */
+
+int ember_i8_dw_kind(uint32_t isa) {
+#if defined(EMBER_SIMD_X86)
+  if (isa & EMBER_ISA_AVX512VNNI) return EMBER_I8K_AVX512VNNI;
+  if (isa & EMBER_ISA_AVX512) return EMBER_I8K_AVX512;
+  if (isa & EMBER_ISA_AVX2) return EMBER_I8K_AVX2;
+#elif defined(EMBER_SIMD_ARM)
+  if (isa & EMBER_ISA_NEON) return EMBER_I8K_NEON;
+#endif
+  (void)isa;
+  return EMBER_I8K_NONE;
+}
+
+/* Channels per vector and window rows per group of the row kernels: x86 pairs rows for
+ * vpmaddwd, NEON takes them one at a time. */
+static void dw_shape(int kind, size_t *lanes, size_t *rows) {
+  *lanes = kind == EMBER_I8K_AVX2 || kind == EMBER_I8K_NEON ? 8 : 16;
+  *rows = kind == EMBER_I8K_NEON ? 1 : 2;
+}
+
+/* w16 (npad * groups * kw * rows int16), init, cc, sh, the requantization tables, zrow (npad +
+ * 64 values of zp_x). */
+static void dw_layout(int kind, size_t c, size_t kh, size_t kw, GemmLayout *l) {
+  size_t lanes, rows;
+  dw_shape(kind, &lanes, &rows);
+  l->npad = pad16(c);
+  l->w = 0;
+  l->init = align64(l->npad * kh * (kw + rows - 1) / rows * rows * sizeof(int16_t));
+  l->cc = l->init + align64(l->npad * sizeof(int32_t));
+  l->sh = l->cc + align64(l->npad * sizeof(uint64_t));
+  l->rq = l->sh + align64(l->npad * sizeof(int32_t));
+  l->zrow = l->rq + ember_requant_bytes(l->npad);
+  l->total = l->zrow + align64(l->npad + 64);
+}
+
+size_t ember_i8_dw_bytes(int kind, size_t c, size_t kh, size_t kw) {
+  if (kind == EMBER_I8K_NONE || kh * kw > EMBER_I8_MAX_K32) return 0;
+  GemmLayout l;
+  dw_layout(kind, c, kh, kw, &l);
+  return l.total;
+}
+
+/* The scratch of the slice s: its step and entries, the parts in mem (when not NULL), and its
+ * bytes. */
+static size_t dw_buf(const EmberI8Gemm *gm, const EmberWindowGeom *s, char *mem,
+                     EmberI8DwBuf *b) {
+  size_t lanes, rows;
+  dw_shape(gm->kind, &lanes, &rows);
+  const size_t kh = (size_t)s->kh, sw = (size_t)s->sw, dw = (size_t)s->dw;
+  const size_t cols = ((size_t)s->ow - 1) * sw + ((size_t)s->kw - 1) * dw + 1;
+  b->step = rows * dw % sw == 0 ? sw : 1;
+  b->entries = (cols - 1) / b->step + 1;
+  const size_t tags = align64(kh * sizeof(int64_t)), use = align64(kh * sizeof(void *));
+  if (mem) {
+    b->tag = (int64_t *)(void *)mem;
+    b->use = (void **)(void *)(mem + tags);
+    b->slots = mem + tags + use;
+  }
+  return tags + use + align64(kh * b->entries * lanes * rows * sizeof(int16_t));
+}
+
+size_t ember_i8_dw_scratch_bytes(const EmberI8Gemm *gm, const EmberWindowGeom *g) {
+  EmberI8DwBuf b;
+  return dw_buf(gm, g, NULL, &b);
+}
+
+void ember_i8_dw_run(const EmberI8Gemm *gm, const int8_t *x, const EmberWindowGeom *s, void *mem,
+                     int8_t *out) {
+  EmberI8DwFn fn = NULL;
+  switch (gm->kind) {
+#if defined(EMBER_SIMD_X86)
+    case EMBER_I8K_AVX2: fn = ember_i8_dw_avx2; break;
+    case EMBER_I8K_AVX512: fn = ember_i8_dw_avx512; break;
+    case EMBER_I8K_AVX512VNNI: fn = ember_i8_dw_avx512vnni; break;
+#elif defined(EMBER_SIMD_ARM)
+    case EMBER_I8K_NEON: fn = ember_i8_dw_neon; break;
+#endif
+    default: return; /* packing chose a kernel of this build: unreachable */
+  }
+  EmberI8DwBuf b;
+  dw_buf(gm, s, mem, &b);
+  const size_t image = (size_t)(s->h * s->w * s->c), oimage = (size_t)(s->oh * s->ow * s->oc);
+  for (int64_t n = 0; n < s->n; n++)
+    fn(gm, x + (size_t)n * image, s, &b, out + (size_t)n * oimage);
+}
+
+void ember_i8_dw_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t c, size_t kh,
+                      size_t kw, const EmberConvQuant *q, const int32_t *bias) {
+  GemmLayout l;
+  dw_layout(kind, c, kh, kw, &l);
+  size_t lanes, rows;
+  dw_shape(kind, &lanes, &rows);
+  char *base = mem;
+  /* [block of lanes][kh][group][lanes][rows]: tap p * rows + i of the row, 0 past kw and c */
+  int16_t *w16 = (int16_t *)(void *)(base + l.w);
+  const size_t groups = (kw + rows - 1) / rows;
+  for (size_t b = 0; b < l.npad / lanes; b++)
+    for (size_t y = 0; y < kh; y++)
+      for (size_t p = 0; p < groups; p++)
+        for (size_t j = 0; j < lanes; j++)
+          for (size_t i = 0; i < rows; i++) {
+            const size_t o = b * lanes + j, x = p * rows + i;
+            *w16++ = o < c && x < kw ? w[(y * kw + x) * c + o] : 0;
+          }
+  memset(base + l.init, 0, l.rq - l.init); /* init, cc and sh past the kernel's lanes */
+  pack_requant(g, base + l.init, base + l.cc, base + l.sh, base + l.rq, kind, (int32_t)lanes, w,
+               c, kh * kw, c, 0, q, bias);
+  memset(base + l.zrow, (int)(int8_t)q->x_zp, l.npad + 64);
+  g->kind = kind;
+  g->mr = 1;
+  g->taps = kh * kw;
+  g->kh = kh;
+  g->kw = kw;
+  g->c = 1;
+  g->c4 = 4;
+  g->panel_bytes = 0;
+  g->w = NULL;
+  g->w16 = (const int16_t *)(void *)(base + l.w);
+  g->zrow = (const int8_t *)(base + l.zrow);
+}
+
+const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, size_t c, size_t kh, size_t kw) {
+  const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
+  const int kind = ember_i8_dw_kind(ctx->isa);
+  const size_t head = align64(sizeof(EmberI8Gemm)), mults = align64(c * sizeof(EmberMultiplier));
+  char *mem = ember_kernel_state(ctx, head + mults + ember_i8_dw_bytes(kind, c, kh, kw));
+  if (!mem) return NULL;
+  EmberConvQuant q;
+  ember_conv_int8_quant(ctx, (int32_t)c, (EmberMultiplier *)(mem + head), &q);
+  EmberI8Gemm *g = (EmberI8Gemm *)mem;
+  ember_i8_dw_pack(g, mem + head + mults, kind, (const int8_t *)w->data, c, kh, kw, &q,
+                   bias ? (const int32_t *)bias->data : NULL);
+  return g;
 }

@@ -351,6 +351,10 @@ EmberStatus ember_prepare_conv_int8(EmberKernelCtx *ctx, int w_axis, int32_t nch
  * finds at q->work. */
 void ember_conv_int8_reserve(EmberKernelCtx *ctx, int32_t nch, size_t bytes);
 void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q);
+/* The same parameters into mult (nch) and q (work NULL), also in prepare (after
+ * ember_prepare_conv_int8 succeeded): for what the fast loops build once. */
+void ember_conv_int8_quant(const EmberKernelCtx *ctx, int32_t nch, EmberMultiplier *mult,
+                           EmberConvQuant *q);
 
 /* ---- the fast int8 loops (gemm_int8.c) ----
  *
@@ -392,7 +396,8 @@ typedef struct EmberRequantRow {
 /* Scratch bytes ember_requant_init needs for nch channels (a multiple of 64). */
 size_t ember_requant_bytes(size_t nch);
 /* Fills t (its tables in mem, ember_requant_bytes(nch) bytes, 64-byte aligned) for channels
- * c < nch; bias may be NULL (0). */
+ * c < nch, the vector form's tables zero up to nch rounded up to 16 (whole SIMD vectors may
+ * read them); bias may be NULL (0). */
 void ember_requant_init(EmberRequantRow *t, void *mem, const EmberConvQuant *q,
                         const int32_t *bias, size_t nch, int64_t acc_bound);
 /* out[i] = the requantized acc[i] of channel c0 + i, for i < n. */
@@ -419,6 +424,121 @@ static inline void ember_widen_i8(const int8_t *x, size_t n, int32_t zp, int16_t
  * enough rows (`uses`) to repay it. */
 size_t ember_i8_padded_k(size_t k);
 bool ember_i8_pad_weights(size_t k, size_t n, size_t uses);
+
+/* ---- the SIMD int8 GEMM (gemm_int8.c drives, x86/gemm_i8_<isa>.c, arm/gemm_i8_<isa>.c) ----
+ *
+ * out[p, o] = requantized (channel o) sum_{t < taps, i < c} a[p][t][i] * w[o][t][i], where
+ * a[p][t] points at c int8 input values (a pixel's channels for one tap of a window; a padding
+ * tap points at zrow, c values equal to zp_x, which adds exactly 0): no im2col copy. The
+ * weights are packed once at prepare into panels of `lanes` output channels (one vector of
+ * int32 sums), [panel][tap][c4 / 4][lanes][4] int8 (c4: c rounded up to 4, zero past c).
+ * The dot instructions sum 4 products per lane: VNNI vpdpbusd (u8 x s8: x + 128 fed as u8),
+ * vpmaddwd / NEON smlal on int16 (exact) and sdot (s8 x s8). They sum x w, not (x - zp_x) w:
+ * the per-channel correction -(zp_x + off) * sum w (off: 128 for u8, else 0) starts the
+ * sums (init). All int32 arithmetic wraps (mod 2^32) and the true sum fits (taps * c <=
+ * EMBER_I8_MAX_K32): it is exact. The bias and the requantization are in the tile's
+ * epilogue: the vector form in SIMD, the general one through ember_requant_row. */
+enum {
+  EMBER_I8K_NONE = 0,
+  EMBER_I8K_AVX2,       /* vpmaddwd, 8 lanes */
+  EMBER_I8K_AVX512,     /* vpmaddwd on zmm, 16 lanes */
+  EMBER_I8K_AVX512VNNI, /* vpdpbusd on zmm, 16 lanes */
+  EMBER_I8K_AVXVNNI,    /* vpdpbusd on ymm, 8 lanes */
+  EMBER_I8K_NEON,       /* smull / sadalp on int16, 4 lanes */
+  EMBER_I8K_DOTPROD,    /* sdot, 4 lanes */
+};
+/* The packed GEMM. The SIMD epilogue (rq.vec) computes per lane, from the raw sums s (init not
+ * added), x = s * m + cc with cc = (init + bias) * m + 2^(r-1), exact in int64 (|x| < 2^62), and
+ * out = clamp((hi32(x) >> sh) + zp, lo, hi) with sh = r - 32 (floor(x / 2^r), r >= 32): two
+ * signed 32 x 32 -> 64-bit multiplies per pair of lanes. It reads rq's m per lane, sh per lane,
+ * and cc as two vectors of 64-bit values in the multiplies' order: x86 even lanes then odd
+ * lanes, ARM the low half then the high half (the natural order). */
+typedef struct EmberI8Gemm {
+  int kind;                /* EMBER_I8K_* */
+  int32_t lanes, mr;       /* channels per panel; rows per tile (the a[] block height) */
+  size_t n, taps, c, c4;   /* output channels, taps, values per tap, c rounded up to 4 */
+  size_t kh, kw;           /* depthwise: the window */
+  size_t panel_bytes;      /* taps * c4 * lanes */
+  const int8_t *w;         /* the panels */
+  const int16_t *w16;      /* depthwise: the widened weights (ember_i8_dw_pack) */
+  const int32_t *init;     /* per channel (padded to whole panels): the zero-point correction */
+  EmberRequantRow rq;      /* vec: the SIMD epilogue (tables padded to whole panels) */
+  const uint64_t *cc;      /* the SIMD epilogue's (init + bias) * m + 2^(r-1), half order */
+  const int32_t *sh;       /* the SIMD epilogue's r - 32 per channel */
+  const int8_t *zrow;      /* c4 + 4 bytes of zp_x: where padding taps point */
+} EmberI8Gemm;
+/* The kernel for these isa flags and the state bytes ember_i8_gemm_pack needs (0 with kind
+ * EMBER_I8K_NONE: no SIMD kernel, or a reduction too long). */
+int ember_i8_gemm_kind(uint32_t isa);
+size_t ember_i8_gemm_bytes(int kind, size_t n, size_t taps, size_t c);
+/* Packs w [n][taps][c] (row stride taps * c) into mem (ember_i8_gemm_bytes, 64-byte aligned)
+ * with q's multipliers, zero points and range and the int32 bias (may be NULL). */
+void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t n,
+                        size_t taps, size_t c, const EmberConvQuant *q, const int32_t *bias);
+/* Rows p < np of out (row stride ldo), channels [c0, c1) (c0 a multiple of g->lanes): a holds
+ * g->mr pointers per tap for each tile of g->mr rows, [np / mr rounded up][taps][mr] (rows past
+ * np in the last tile repeat a valid row). */
+void ember_i8_gemm_run(const EmberI8Gemm *g, const int8_t *const *a, size_t np, size_t c0,
+                       size_t c1, int8_t *out, size_t ldo);
+/* In an int8 weighted op's prepare (after ember_prepare_conv_int8), with w = input 1 of n x taps
+ * x c values and bias = input 2 (optional): whether ctx->isa has a kernel, the reduction fits
+ * int32 sums and w and bias are constants; and then their packing into the node's state
+ * (NULL, with an error in ctx, when out of memory). */
+bool ember_i8_gemm_usable(const EmberKernelCtx *ctx, size_t n, size_t taps, size_t c);
+const EmberI8Gemm *ember_i8_gemm_prepare(EmberKernelCtx *ctx, size_t n, size_t taps, size_t c);
+/* DepthwiseConv2D (depth multiplier 1) in SIMD over channel vectors: the same struct with kh x
+ * kw taps, c = 1, zrow n + 64 values of zp_x and w16 the weights widened once, [n / lanes][kh]
+ * [kw / rows rounded up][lanes][rows] int16 (0 past kw and n) with lanes 16 or 8 channels and
+ * rows 2 on x86 (two taps of a window row per lane: vpmaddwd sums two exact int16 products x w
+ * per lane), 1 on ARM. Per vector of channels, the kernels widen each input row once into a
+ * slot of their scratch (EmberI8DwBuf) that the output rows reading it share, then sum every
+ * output pixel's taps from there: out[o] = requantized sum_t x_t[o] * w[t][o]. */
+int ember_i8_dw_kind(uint32_t isa);
+size_t ember_i8_dw_bytes(int kind, size_t c, size_t kh, size_t kw);
+void ember_i8_dw_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t c, size_t kh,
+                      size_t kw, const EmberConvQuant *q, const int32_t *bias);
+/* ember_i8_gemm_prepare's counterpart (w [kh][kw][c], constant, as bias). */
+const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, size_t c, size_t kh, size_t kw);
+/* A kernel's scratch: per window row its slot's input row (tag), the slot it reads (use), and
+ * kh slots of `entries` vectors, entry j holding input column j * step - left (step: the
+ * stride when every tap a kernel reads lies on it, else 1). */
+typedef struct {
+  int64_t *tag;
+  void **use;
+  void *slots;
+  size_t entries, step;
+} EmberI8DwBuf;
+/* The scratch bytes of one thread (64-byte aligned) for slices of g's output rows. */
+size_t ember_i8_dw_scratch_bytes(const EmberI8Gemm *gm, const EmberWindowGeom *g);
+/* The slice s (ember_conv_parallel_rows) of x into out, with a thread's scratch mem. */
+void ember_i8_dw_run(const EmberI8Gemm *gm, const int8_t *x, const EmberWindowGeom *s, void *mem,
+                     int8_t *out);
+/* One image (s->n ignored) of the slice. */
+typedef void (*EmberI8DwFn)(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                            const EmberI8DwBuf *b, int8_t *out);
+void ember_i8_dw_avx2(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                      const EmberI8DwBuf *b, int8_t *out);
+void ember_i8_dw_avx512(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                        const EmberI8DwBuf *b, int8_t *out);
+void ember_i8_dw_avx512vnni(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                            const EmberI8DwBuf *b, int8_t *out);
+void ember_i8_dw_neon(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                      const EmberI8DwBuf *b, int8_t *out);
+/* One tile: rows r < mr (<= g->mr) of a (taps x g->mr pointers), channels [c0, c1). */
+typedef void (*EmberI8TileFn)(const EmberI8Gemm *g, const int8_t *const *a, size_t mr,
+                              size_t c0, size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_avx2(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0,
+                        size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_avx512(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0,
+                          size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_avx512vnni(const EmberI8Gemm *g, const int8_t *const *a, size_t mr,
+                              size_t c0, size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_avxvnni(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0,
+                           size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_neon(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0,
+                        size_t c1, int8_t *out, size_t ldo);
+void ember_i8_tile_dotprod(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0,
+                           size_t c1, int8_t *out, size_t ldo);
 
 /* ---- the hybrid (dynamic-range) path (kernel_util.c) ----
  *

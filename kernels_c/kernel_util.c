@@ -676,16 +676,21 @@ void ember_conv_int8_reserve(EmberKernelCtx *ctx, int32_t nch, size_t bytes) {
   if (bytes) ctx->scratch_bytes = conv_int8_work_offset(nch) + bytes;
 }
 
-void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) {
+void ember_conv_int8_quant(const EmberKernelCtx *ctx, int32_t nch, EmberMultiplier *mult,
+                           EmberConvQuant *q) {
   const EmberTensor *x = ctx->inputs[0], *w = ctx->inputs[1], *out = ctx->outputs[0];
   const float sx = x->scales[0], so = out->scales[0];
   q->x_zp = (int32_t)x->zero_points[0];
   q->out_zp = (int32_t)out->zero_points[0];
   ember_act_range_i8(ctx->params, so, q->out_zp, &q->lo, &q->hi);
-  EmberMultiplier *mult = ctx->scratch;
   for (int32_t c = 0; c < nch; c++) /* prepare checked each: cannot fail */
     (void)ember_quantize_multiplier(conv_real_multiplier(sx, w, c, so), &mult[c]);
   q->mult = mult;
+  q->work = NULL;
+}
+
+void ember_conv_int8_setup(EmberKernelCtx *ctx, int32_t nch, EmberConvQuant *q) {
+  ember_conv_int8_quant(ctx, nch, ctx->scratch, q);
   q->work = ctx->scratch_bytes > conv_int8_work_offset(nch)
                 ? (char *)ctx->scratch + conv_int8_work_offset(nch)
                 : NULL;

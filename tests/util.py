@@ -369,6 +369,8 @@ def simd_models() -> dict:
         "dw3x3s2": ("DepthwiseConv2D", (1, 11, 12, 24), (1, 3, 3, 24), {"pads": (0, 0, 1, 1), "strides": (2, 2)}, 3),
         "dw5x5": ("DepthwiseConv2D", (1, 8, 9, 20), (1, 5, 5, 20), {"pads": (2, 2, 2, 2), "activation": "RELU"}, 3),
         "dw5x5s2": ("DepthwiseConv2D", (1, 13, 13, 17), (1, 5, 5, 17), {"pads": (2, 2, 2, 2), "strides": (2, 2)}, 3),
+        "dw3x3d2": ("DepthwiseConv2D", (2, 9, 21, 24), (1, 3, 3, 24), {"pads": (2, 2, 2, 2), "dilations": (2, 2)}, 3),
+        "dw7x7s3": ("DepthwiseConv2D", (1, 12, 14, 9), (1, 7, 7, 9), {"pads": (3, 1, 3, 1), "strides": (1, 3)}, 3),
         "fc1": ("FullyConnected", (1, 200), (37, 200), {}, 0),
         "fc13": ("FullyConnected", (13, 64), (20, 64), {"activation": "RELU"}, 0),
     }

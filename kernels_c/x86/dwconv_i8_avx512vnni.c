@@ -1,0 +1,11 @@
+/* The int8 depthwise convolution with AVX-512 VNNI (dwconv_i8_body.h): vpdpwssd on pairs of taps,
+ * 16 channels per vector. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#define LANES 16
+#define DW_FN ember_i8_dw_avx512vnni
+typedef __m512i V;
+static inline V vdot2(V acc, V x, V w) { return _mm512_dpwssd_epi32(acc, x, w); }
+
+#include "dwconv_i8_body.h"

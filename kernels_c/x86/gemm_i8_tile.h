@@ -1,0 +1,105 @@
+/* The body of the x86 int8 GEMM tiles (kernel.h, EmberI8Gemm), included by
+ * gemm_i8_<isa>.c after it defines its dot step:
+ *   LANES (16: zmm, 8: ymm), MR (rows per tile), NBMAX (panels per tile), TILE_FN (the name),
+ *   V (the vector type), WP / XP (a panel's weights / a row's 4 inputs, ready for the dot),
+ *   WP wprep(const int8_t *p), XP xprep(uint32_t x4), V vdot(V acc, XP x, WP w).
+ * A tile keeps R x NB vectors of int32 sums in registers over taps x c4 / 4 steps, each step
+ * one weight load per panel and one broadcast per row; then its epilogue requantizes (the
+ * SIMD form, the zero-point correction in its cc, else init added and ember_requant_row).
+ */
+#include "i8_requant.h"
+
+/* The loops over a tile's rows and panels unrolled: its sums then stay in registers. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define UNROLL _Pragma("GCC unroll 8")
+#else
+#define UNROLL
+#endif
+
+/* R rows x NB panels from channel c (c1: the end of the channels to store). */
+static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a, const size_t R,
+                                   const size_t NB, size_t c, size_t c1, int8_t *out,
+                                   size_t ldo) {
+  V acc[MR][NBMAX];
+  for (size_t r = 0; r < R; r++)
+    for (size_t j = 0; j < NB; j++) acc[r][j] = v_zero();
+  const size_t cv = g->c, body = cv & ~(size_t)3, pb = g->panel_bytes;
+  const int8_t *w = g->w + c / LANES * pb;
+  for (size_t t = 0; t < g->taps; t++, a += MR) {
+    const int8_t *wt = w + t * g->c4 * LANES;
+    size_t i = 0;
+    for (; i < body; i += 4, wt += 4 * LANES) {
+      WP wv[NBMAX];
+      UNROLL for (size_t j = 0; j < NB; j++) wv[j] = wprep(wt + j * pb);
+      UNROLL for (size_t r = 0; r < R; r++) {
+        const XP xv = xprep(load4(a[r] + i));
+        UNROLL for (size_t j = 0; j < NB; j++) acc[r][j] = vdot(acc[r][j], xv, wv[j]);
+      }
+    }
+    if (i < cv) {
+      WP wv[NBMAX];
+      UNROLL for (size_t j = 0; j < NB; j++) wv[j] = wprep(wt + j * pb);
+      UNROLL for (size_t r = 0; r < R; r++) {
+        const XP xv = xprep(load_tail(a[r] + i, cv - i));
+        UNROLL for (size_t j = 0; j < NB; j++) acc[r][j] = vdot(acc[r][j], xv, wv[j]);
+      }
+    }
+  }
+  if (g->rq.vec) { /* the SIMD epilogue on the sums in registers */
+    for (size_t j = 0; j < NB; j++) {
+      const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
+      const RqVec t = rq_load(g, cj);
+      UNROLL for (size_t r = 0; r < R; r++) store_i8(out + r * ldo + cj, rq_apply(acc[r][j], &t), n);
+    }
+    return;
+  }
+  /* the general form: the sums through memory (no vector lives across its calls) */
+  int32_t sums[MR][NBMAX][LANES];
+  for (size_t r = 0; r < R; r++)
+    for (size_t j = 0; j < NB; j++) v_store(sums[r][j], VI(add_epi32)(acc[r][j], v_load(g->init + c + j * LANES)));
+  for (size_t j = 0; j < NB; j++) {
+    const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
+    for (size_t r = 0; r < R; r++) ember_requant_row(&g->rq, sums[r][j], cj, n, out + r * ldo + cj);
+  }
+}
+
+#define TILE_CALL(R, NB) tile_block(g, a, R, NB, c, c1, out, ldo)
+#if MR == 6
+#define TILE_ROWS(NB)                          \
+  switch (mr) {                                \
+    case 1: TILE_CALL(1, NB); break;           \
+    case 2: TILE_CALL(2, NB); break;           \
+    case 3: TILE_CALL(3, NB); break;           \
+    case 4: TILE_CALL(4, NB); break;           \
+    case 5: TILE_CALL(5, NB); break;           \
+    default: TILE_CALL(6, NB); break;          \
+  }
+#else
+#define TILE_ROWS(NB)                          \
+  switch (mr) {                                \
+    case 1: TILE_CALL(1, NB); break;           \
+    case 2: TILE_CALL(2, NB); break;           \
+    case 3: TILE_CALL(3, NB); break;           \
+    default: TILE_CALL(4, NB); break;          \
+  }
+#endif
+
+void TILE_FN(const EmberI8Gemm *g, const int8_t *const *a, size_t mr, size_t c0, size_t c1,
+             int8_t *out, size_t ldo) {
+  for (size_t c = c0; c < c1; c += NBMAX * LANES) {
+    const size_t nb = (c1 - c + LANES - 1) / LANES;
+    if (nb >= NBMAX) {
+      TILE_ROWS(NBMAX)
+#if NBMAX > 3
+    } else if (nb == 3) {
+      TILE_ROWS(3)
+#endif
+#if NBMAX > 2
+    } else if (nb == 2) {
+      TILE_ROWS(2)
+#endif
+    } else {
+      TILE_ROWS(1)
+    }
+  }
+}
