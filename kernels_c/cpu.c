@@ -20,7 +20,7 @@ static uint64_t read_xcr0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-static uint32_t detect(void) {
+static uint32_t detect_simd(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
   const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28);
@@ -47,7 +47,7 @@ static uint32_t detect(void) {
 #include <sys/auxv.h>
 #endif
 
-static uint32_t detect(void) {
+static uint32_t detect_simd(void) {
   uint32_t isa = EMBER_ISA_NEON; /* Advanced SIMD is part of every AArch64 CPU */
 #if defined(__linux__)
   const unsigned long hwcap = getauxval(AT_HWCAP);
@@ -57,7 +57,7 @@ static uint32_t detect(void) {
 }
 
 #else
-static uint32_t detect(void) { return 0; }
+static uint32_t detect_simd(void) { return 0; }
 #endif
 
 static const struct {
@@ -67,10 +67,11 @@ static const struct {
     {"avx2", EMBER_ISA_AVX2},       {"avx512", EMBER_ISA_AVX512},
     {"avx512vnni", EMBER_ISA_AVX512VNNI}, {"avxvnni", EMBER_ISA_AVXVNNI},
     {"neon", EMBER_ISA_NEON},       {"dotprod", EMBER_ISA_DOTPROD},
+    {"portable", EMBER_ISA_PORTABLE},
 };
 
 /* Not cached: a few cpuid instructions per interpreter are cheaper than a shared flag. */
-uint32_t ember_cpu_isa(void) { return detect(); }
+uint32_t ember_cpu_isa(void) { return detect_simd() | EMBER_ISA_PORTABLE; }
 
 bool ember_isa_from_env(uint32_t *isa, char *error, size_t error_size) {
   *isa = ember_cpu_isa();
@@ -90,7 +91,7 @@ bool ember_isa_from_env(uint32_t *isa, char *error, size_t error_size) {
     if (i == sizeof isa_names / sizeof *isa_names) {
       snprintf(error, error_size,
                "EMBER_ISA='%s': unknown feature '%.*s' (use auto, reference, or a comma-separated "
-               "list of avx2, avx512, avx512vnni, avxvnni, neon, dotprod)",
+               "list of avx2, avx512, avx512vnni, avxvnni, neon, dotprod, portable)",
                env, (int)len, p);
       return false;
     }
@@ -106,6 +107,7 @@ const char *ember_isa_string(uint32_t isa, char *buf, size_t size) {
   if (size == 0) return buf;
   buf[0] = '\0';
   size_t used = 0;
+  if (isa & ~(uint32_t)EMBER_ISA_PORTABLE) isa &= ~(uint32_t)EMBER_ISA_PORTABLE; /* implied */
   for (size_t i = 0; i < sizeof isa_names / sizeof *isa_names; i++) {
     if (!(isa & isa_names[i].bit)) continue;
     int n = snprintf(buf + used, size - used, "%s%s", used ? "+" : "", isa_names[i].name);

@@ -103,8 +103,11 @@ bool ember_gemm_f32_kernel(uint32_t isa, EmberGemmF32Kernel *k) {
     return true;
   }
 #endif
-  (void)isa;
-  (void)k;
+  if (isa & EMBER_ISA_PORTABLE) {
+    *k = (EmberGemmF32Kernel){ember_gemm_f32_4x8_c, ember_gemm_f32_1x8_c, ember_gemm_f32_4x4_c,
+                              ember_gemm_f32_1x4_c, 4, 8};
+    return true;
+  }
   return false;
 }
 
@@ -138,9 +141,11 @@ bool ember_dw_f32_kernel(uint32_t isa, EmberDwF32Fn *fn, size_t *v) {
     return true;
   }
 #endif
-  (void)isa;
-  (void)fn;
-  (void)v;
+  if (isa & EMBER_ISA_PORTABLE) {
+    *fn = ember_dw_f32_c;
+    *v = 4;
+    return true;
+  }
   return false;
 }
 

@@ -128,13 +128,17 @@ enum {
   EMBER_ISA_AVXVNNI = 1u << 3,    /* x86: AVX-VNNI (the same on ymm) */
   EMBER_ISA_NEON = 1u << 8,       /* AArch64 Advanced SIMD */
   EMBER_ISA_DOTPROD = 1u << 9,    /* AArch64 sdot / udot */
+  /* Any CPU: the fast loops in portable C (packed weights, microkernels the compiler
+   * vectorizes), used where no SIMD set above applies (e.g. 32-bit ARM, RISC-V). */
+  EMBER_ISA_PORTABLE = 1u << 15,
 };
 /* What this CPU has (only the sets of the architecture the library was built for). */
 uint32_t ember_cpu_isa(void);
 /* ember_cpu_isa() narrowed by the environment variable EMBER_ISA: unset or "auto" keeps all,
  * "reference" none, "avx2,avx512" only those; false with a message for an unknown name. */
 bool ember_isa_from_env(uint32_t *isa, char *error, size_t error_size);
-/* "avx2+avx512+avx512vnni", or "reference" for none. */
+/* "avx2+avx512+avx512vnni" (the SIMD sets), "portable" (none but the portable fast loops), or
+ * "reference" (the reference loops only). */
 const char *ember_isa_string(uint32_t isa, char *buf, size_t size);
 
 /* The interpreter's thread pool (interpreter/src/threadpool.c); NULL when single-threaded. */

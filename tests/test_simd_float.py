@@ -41,7 +41,8 @@ def _tiny_model() -> bytes:
 def float_isa_levels() -> list:
     """EMBER_ISA values that select each float32 microkernel this CPU has."""
     have = _cpu_isa()
-    levels = [lv for lv in ("avx2", "avx2,avx512", "neon") if set(lv.split(",")) <= have]
+    levels = ["portable"] + [lv for lv in ("avx2", "avx2,avx512", "neon")
+                             if set(lv.split(",")) <= have]
     return levels
 
 

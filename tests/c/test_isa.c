@@ -1,7 +1,7 @@
 /* The SIMD paths against the reference loops, on this CPU: every model runs on the same
  * deterministic inputs with EMBER_ISA=reference (the portable C loops, the ground truth) and
- * with each instruction-set level the CPU has (x86: avx2, + avx512, + the VNNI sets; ARM: neon,
- * + dotprod), at 1 and 2 threads. Integer outputs must be equal bit for bit; float32 outputs
+ * with each instruction-set level the CPU has (the portable fast loops; x86: avx2, + avx512, +
+ * the VNNI sets; ARM: neon, + dotprod), at 1 and 2 threads. Integer outputs must be equal bit for bit; float32 outputs
  * may differ by summation order and fused multiply-adds only:
  * |y - ref| <= 1e-4 * (1 + |ref|). tests/test_c.py runs it natively (plain and under
  * ASan/UBSan) and tests/test_arm.py under qemu as a Cortex-A53 (NEON only) and as `max`
@@ -117,10 +117,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* The levels this CPU has, each adding to the one before. */
-  static const char *levels[] = {"avx2", "avx2,avx512", "avx2,avx512,avx512vnni,avxvnni",
-                                 "neon", "neon,dotprod"};
-  const uint32_t need[] = {EMBER_ISA_AVX2, EMBER_ISA_AVX512, EMBER_ISA_AVX512VNNI | EMBER_ISA_AVXVNNI,
-                           EMBER_ISA_NEON, EMBER_ISA_DOTPROD};
+  static const char *levels[] = {"portable", "avx2", "avx2,avx512",
+                                 "avx2,avx512,avx512vnni,avxvnni", "neon", "neon,dotprod"};
+  const uint32_t need[] = {EMBER_ISA_PORTABLE, EMBER_ISA_AVX2, EMBER_ISA_AVX512,
+                           EMBER_ISA_AVX512VNNI | EMBER_ISA_AVXVNNI, EMBER_ISA_NEON,
+                           EMBER_ISA_DOTPROD};
   const uint32_t cpu = ember_cpu_isa();
   char name[64];
   printf("cpu: %s\n", ember_isa_string(cpu, name, sizeof name));
