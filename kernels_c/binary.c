@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "add_i8_row.h"
 #include "kernel.h"
 
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MAX, BIN_MIN, BIN_POW } BinOp;
@@ -260,26 +261,6 @@ static void add_tables(const BinQuant *q, AddTables *t) {
   }
 }
 
-/* out[j] = ember_clamp_i8(ember_requantize(acc[j], mo) + zo, lo, hi) for n values |acc| < 2^31
- * and mo < 1 (r = 31 - shift >= 31, as for any Add / Sub whose output scale is not tiny), in a
- * loop the compiler vectorizes: with u = acc + 2^31 (a uint32) and cc = 2^62 + 2^(r-1) - 2^31 m,
- * X = u m + cc = x + 2^62 for x = acc m + 2^(r-1) (|x| < 2^62, 0 <= X < 2^64), so
- * floor(x / 2^r) = (X >> r) - 2^(62-r): one unsigned 32 x 32 -> 64 multiply, an add and a
- * logical shift. |floor(x / 2^r)| <= |acc| mo + 1 < 2^31 fits an int32. */
-static void add_requant(const int32_t *acc, size_t n, uint32_t m, int r, int32_t zo, int32_t lo,
-                        int32_t hi, int8_t *out) {
-  const uint64_t cc = ((uint64_t)1 << 62) + ((uint64_t)1 << (r - 1)) - ((uint64_t)m << 31);
-  const int64_t off = (int64_t)1 << (62 - r);
-  for (size_t j = 0; j < n; j++) {
-    const uint32_t u = (uint32_t)acc[j] ^ 0x80000000u; /* acc + 2^31 */
-    const uint64_t x = (uint64_t)u * m + cc;
-    int32_t y = (int32_t)((int64_t)(x >> r) - off) + zo;
-    y = y < lo ? lo : y;
-    y = y > hi ? hi : y;
-    out[j] = (int8_t)y;
-  }
-}
-
 /* ember_clamp_i8(ember_requantize(acc, mo) + zo, lo, hi) for |acc| < 2^31, any mo. */
 static inline int8_t add_out(int64_t acc, int64_t m, int64_t rnd, int r, int32_t zo, int32_t lo,
                              int32_t hi) {
@@ -290,15 +271,19 @@ static inline int8_t add_out(int64_t acc, int64_t m, int64_t rnd, int r, int32_t
   return (int8_t)y;
 }
 
-/* out = bin_i8(a, b) for Add / Sub through the tables, over the broadcast plan (element i read
- * before out[i] is written). |t1[a] +- t2[b]| < 2^31: each table entry is at most
- * 255 * 2^20 / 2 in magnitude (its multiplier s_i / (2 max(s1, s2)) is at most 1/2). Runs of
- * the inner dim go through acc[] and add_requant when mo < 1. */
-#define ADD_RUN 256
+/* out = bin_i8(a, b) for Add / Sub, over the broadcast plan (element i read before out[i] is
+ * written): runs of equal-shaped inputs through a row function of add_i8_row.h when one is
+ * given, others through the tables. |t1[a] +- t2[b]| < 2^31: each table entry is at most
+ * 255 * 2^20 / 2 in magnitude (its multiplier s_i / (2 max(s1, s2)) is at most 1/2). */
+typedef void (*AddRowFn)(const int8_t *, const int8_t *, size_t, const EmberAddI8Row *, int8_t *);
+
 static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_t *out,
-                     const BinQuant *q) {
+                     const BinQuant *q, AddRowFn row, const EmberAddI8Row *rp) {
   AddTables t;
-  add_tables(q, &t);
+  if (!row || p->sa[p->ndims - 1] != 1 || p->sb[p->ndims - 1] != 1) {
+    add_tables(q, &t);
+    row = NULL;
+  }
   const int r = 31 - q->mo.shift;
   const int64_t m = q->mo.m, rnd = (int64_t)1 << (r - 1);
   const int32_t zo = q->zo, lo = q->lo, hi = q->hi;
@@ -308,21 +293,15 @@ static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_
   const size_t outer = p->total / n;
   size_t idx[EMBER_MAX_DIMS] = {0};
   size_t oa = 0, ob = 0;
-  int32_t acc[ADD_RUN];
   for (size_t o = 0; o < outer; o++) {
     const int8_t *pa = a + oa, *pb = b + ob;
     int8_t *po = out + o * n;
-    if (r >= 31) {
-      for (size_t j0 = 0; j0 < n; j0 += ADD_RUN) {
-        const size_t len = n - j0 < ADD_RUN ? n - j0 : ADD_RUN;
-        for (size_t j = 0; j < len; j++)
-          acc[j] = t.t1[pa[(j0 + j) * isa] + 128] + sign * t.t2[pb[(j0 + j) * isb] + 128];
-        add_requant(acc, len, (uint32_t)m, r, zo, lo, hi, po + j0);
-      }
+    if (row) {
+      row(pa, pb, n, rp, po);
     } else {
       for (size_t j = 0; j < n; j++) {
-        const int64_t v = (int64_t)t.t1[pa[j * isa] + 128] + sign * t.t2[pb[j * isb] + 128];
-        po[j] = add_out(v, m, rnd, r, zo, lo, hi);
+        const int64_t acc = (int64_t)t.t1[pa[j * isa] + 128] + sign * t.t2[pb[j * isb] + 128];
+        po[j] = add_out(acc, m, rnd, r, zo, lo, hi);
       }
     }
     for (int d = last - 1; d >= 0; d--) { /* next outer index */
@@ -334,6 +313,40 @@ static void table_i8(const BcastPlan *p, const int8_t *a, const int8_t *b, int8_
       idx[d] = 0;
     }
   }
+}
+
+void ember_add_i8_row(const int8_t *a, const int8_t *b, size_t n, const EmberAddI8Row *p,
+                      int8_t *out) {
+  ember_add_i8_row_body(a, b, n, p, out);
+}
+
+/* The row function for isa and its parameters, or NULL when a multiplier is 1 or more (r < 31:
+ * the tables then). */
+static AddRowFn add_row_fn(uint32_t isa, const BinQuant *q, EmberAddI8Row *rp) {
+  const EmberMultiplier ms[3] = {q->m1, q->m2, q->mo};
+  uint32_t *m[3] = {&rp->m1, &rp->m2, &rp->mo};
+  int *r[3] = {&rp->r1, &rp->r2, &rp->ro};
+  uint64_t *c[3] = {&rp->c1, &rp->c2, &rp->co};
+  int64_t *o[3] = {&rp->o1, &rp->o2, &rp->oo};
+  if (!isa) return NULL;
+  for (int i = 0; i < 3; i++) {
+    *r[i] = 31 - ms[i].shift;
+    if (*r[i] < 31) return NULL;
+    *m[i] = (uint32_t)ms[i].m;
+    *c[i] = ((uint64_t)1 << 62) + ((uint64_t)1 << (*r[i] - 1)) - ((uint64_t)*m[i] << 31);
+    *o[i] = (int64_t)1 << (62 - *r[i]);
+  }
+  rp->z1 = q->z1;
+  rp->z2 = q->z2;
+  rp->zo = q->zo;
+  rp->lo = q->lo;
+  rp->hi = q->hi;
+  rp->sign = q->op == BIN_SUB ? -1 : 1;
+#if defined(EMBER_SIMD_X86)
+  if (isa & EMBER_ISA_AVX512) return ember_add_i8_row_avx512;
+  if (isa & EMBER_ISA_AVX2) return ember_add_i8_row_avx2;
+#endif
+  return ember_add_i8_row;
 }
 
 static bool int8_ok(BinOp op) { return op == BIN_ADD || op == BIN_SUB || op == BIN_MUL; }
@@ -383,6 +396,8 @@ typedef struct {
   size_t elem; /* bytes per element (the same for a, b and out) */
   const EmberParams *params;
   const BinQuant *q;
+  AddRowFn add_row; /* int8 Add / Sub without tables, or NULL */
+  EmberAddI8Row add_params;
 } BinJob;
 
 static void binary_range(void *arg, size_t begin, size_t end, int thread) {
@@ -395,8 +410,8 @@ static void binary_range(void *arg, size_t begin, size_t end, int thread) {
   const void *a = j->a + begin * p.sa[0] * j->elem, *b = j->b + begin * p.sb[0] * j->elem;
   void *out = j->out + begin * inner * j->elem;
   if (j->q) {
-    if (j->op != BIN_MUL && j->plan->total >= ADD_TABLE_MIN)
-      table_i8(&p, a, b, out, j->q);
+    if (j->add_row || (j->op != BIN_MUL && j->plan->total >= ADD_TABLE_MIN))
+      table_i8(&p, a, b, out, j->q, j->add_row, &j->add_params);
     else
       ref_i8(&p, a, b, out, j->q);
   } else {
@@ -412,10 +427,11 @@ static EmberStatus binary_eval(EmberKernelCtx *ctx, BinOp op) {
   if (plan.total == 0) return EMBER_OK;
   BinQuant q;
   BinJob j = {op, &plan, a->data, b->data, out->data, ember_type_size(out->type), ctx->params,
-              NULL};
+              NULL, NULL, {0}};
   if (out->type == EMBER_INT8) {
     (void)bin_quant(ctx, op, &q); /* prepare checked the parameters */
     j.q = &q;
+    if (op != BIN_MUL) j.add_row = add_row_fn(ctx->isa, &q, &j.add_params);
   }
   if (out->type == EMBER_INT32) { /* wrap-around integer ops: cheap, one thread */
     ref_i32[op](&plan, (const int32_t *)a->data, (const int32_t *)b->data,

@@ -226,7 +226,7 @@ def int8_zoo_graph() -> ir.Graph:
 
 
 def int8_misc_graph() -> ir.Graph:
-    """int8 pools, Add and Mean over H and W of NHWC (the shapes of their fast loops)."""
+    """int8 pools, Add, Sub and Mean over H and W of NHWC (the shapes of their fast loops)."""
     from ember.converter.quantize import int8_ops
 
     g = ir.Graph()
@@ -251,6 +251,7 @@ def int8_misc_graph() -> ir.Graph:
     a = node("MaxPool2D", [y], qx, {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
     b = node("AveragePool2D", [y], qy, {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 1)})
     y = node("Add", [a, b], qy, {"activation": "RELU"})
+    y = node("Sub", [y, a], q(0.05, -20))
     y = node("Mean", [y], qx, {"axes": (1, 2), "keepdims": False})
     g.outputs = [node("Dequantize", [y], None)]
     g.metadata["producer"] = "tests/util.py int8_misc_graph"
@@ -261,10 +262,10 @@ def int8_zoo_model() -> bytes:
     return serialize.serialize(int8_zoo_graph())
 
 
-def int8_op_model(op, xs, ws, attrs, w_axis, seed=0):
+def int8_op_model(op, xs, ws, attrs, w_axis, seed=0, log_sw=(-2.5, -1.5)):
     """One int8 weighted op (Conv2D, DepthwiseConv2D, FullyConnected: per-channel weights along
-    w_axis, int32 bias) on an int8 input "x" of shape xs; returns (model bytes, feeds, the int8
-    reference's output)."""
+    w_axis with scales 10^log_sw, int32 bias) on an int8 input "x" of shape xs; returns (model
+    bytes, feeds, the int8 reference's output)."""
     from ember.converter.quantize import int8_ops
 
     def q(scale, zp=0, axis=0):
@@ -275,7 +276,7 @@ def int8_op_model(op, xs, ws, attrs, w_axis, seed=0):
     sx, zx = 0.05, -7
     x = rng.integers(-128, 128, xs).astype(np.int8)
     nch = ws[w_axis]
-    sw = (10.0 ** rng.uniform(-2.5, -1.5, nch)).astype(np.float32)
+    sw = (10.0 ** rng.uniform(*log_sw, nch)).astype(np.float32)
     w = rng.integers(-127, 128, ws).astype(np.int8)
     bias = rng.integers(-3000, 3000, nch).astype(np.int32)
     qx, qw, qb = q(sx, zx), q(sw, 0, w_axis), q((np.float64(sx) * sw).astype(np.float32), 0, 0)
@@ -376,6 +377,12 @@ def simd_models() -> dict:
     }
     for name, (op, xs, ws, attrs, axis) in int8_cases.items():
         models[f"simd_{name}_i8"] = int8_op_model(op, xs, ws, attrs, axis, seed=len(name))[0]
+    # multipliers from 0.0025 to 1.25 (some >= 1/2): the SIMD kernels' general requantization
+    general = {"conv1x1g": ("Conv2D", (1, 5, 6, 24), (20, 1, 1, 24), {}, 0),
+               "dw3x3g": ("DepthwiseConv2D", (1, 7, 9, 20), (1, 3, 3, 20), {"pads": (1, 1, 1, 1)}, 3)}
+    for name, (op, xs, ws, attrs, axis) in general.items():
+        models[f"simd_{name}_i8"] = int8_op_model(op, xs, ws, attrs, axis, seed=3,
+                                                  log_sw=(-2.0, 0.7))[0]
     models["simd_zoo_i8"] = int8_zoo_model()
     models["simd_misc_i8"] = serialize.serialize(int8_misc_graph())
     return models
