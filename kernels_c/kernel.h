@@ -305,10 +305,9 @@ static inline int8_t ember_clamp_i8(int64_t v, int32_t lo, int32_t hi) {
  * rounded by its fraction v - trunc(v), which is exact. */
 static inline int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
   float v = x / scale;
-  v = v != v ? 0.0f : v; /* NaN -> 0: the result is zp */
   v = v < -0x1p24f ? -0x1p24f : v;
   v = v > 0x1p24f ? 0x1p24f : v;
-  int32_t i = (int32_t)v; /* toward zero */
+  int32_t i = v == v ? (int32_t)v : 0; /* toward zero; NaN -> 0 (its fraction too): zp */
   const float frac = v - (float)i;
   i += (frac >= 0.5f) - (frac <= -0.5f);
   i += zp;
@@ -316,6 +315,16 @@ static inline int8_t ember_quantize_f32(float x, float scale, int32_t zp) {
   i = i > 127 ? 127 : i;
   return (int8_t)i;
 }
+/* y[i] = ember_quantize_f32(x[i], scale, zp) for i < n (quantize.c), and the same loop compiled
+ * for wider vectors (x86/quantize_<isa>.c): the float32 division dominates. */
+void ember_quantize_row_f32(const float *x, size_t n, float scale, int32_t zp, int8_t *y);
+#if defined(EMBER_SIMD_X86)
+void ember_quantize_row_f32_avx2(const float *x, size_t n, float scale, int32_t zp, int8_t *y);
+void ember_quantize_row_f32_avx512(const float *x, size_t n, float scale, int32_t zp, int8_t *y);
+#endif
+#define EMBER_QUANTIZE_ROW_BODY                                                                   \
+  for (size_t i = 0; i < n; i++) y[i] = ember_quantize_f32(x[i], scale, zp)
+
 /* Dequantize: scale * (float)(q - zp), in float32. */
 static inline float ember_dequantize_i8(int8_t q, float scale, int32_t zp) {
   return scale * (float)((int32_t)q - zp);

@@ -72,21 +72,24 @@ static EmberStatus quantize_prepare(EmberKernelCtx *ctx) {
   return check_any_quant(ctx, out, "output"); /* per axis: checked against the new shape */
 }
 
+void ember_quantize_row_f32(const float *x, size_t n, float scale, int32_t zp, int8_t *y) {
+  EMBER_QUANTIZE_ROW_BODY;
+}
+
+typedef void (*QuantizeRowFn)(const float *, size_t, float, int32_t, int8_t *);
+
 typedef struct {
   const float *x;
   int8_t *y;
   float scale;
   int32_t zp;
+  QuantizeRowFn row;
 } QuantizeJob;
 
 static void quantize_range(void *arg, size_t begin, size_t end, int thread) {
   (void)thread;
   const QuantizeJob *j = arg;
-  /* locals: int8 stores may alias anything, so j's fields would be reloaded per element */
-  const float *x = j->x, scale = j->scale;
-  int8_t *y = j->y;
-  const int32_t zp = j->zp;
-  for (size_t i = begin; i < end; i++) y[i] = ember_quantize_f32(x[i], scale, zp);
+  j->row(j->x + begin, end - begin, j->scale, j->zp, j->y + begin);
 }
 
 static EmberStatus quantize_eval(EmberKernelCtx *ctx) {
@@ -105,7 +108,11 @@ static EmberStatus quantize_eval(EmberKernelCtx *ctx) {
   const float *f = x->data;
   const size_t inner = channel_inner(out);
   if (!inner) { /* per tensor: a loop the compiler vectorizes, split over the threads */
-    QuantizeJob j = {f, y, out->scales[0], (int32_t)out->zero_points[0]};
+    QuantizeJob j = {f, y, out->scales[0], (int32_t)out->zero_points[0], ember_quantize_row_f32};
+#if defined(EMBER_SIMD_X86)
+    if (ctx->isa & EMBER_ISA_AVX512) j.row = ember_quantize_row_f32_avx512;
+    else if (ctx->isa & EMBER_ISA_AVX2) j.row = ember_quantize_row_f32_avx2;
+#endif
     ember_parallel_for(ctx, n, n * 4, quantize_range, &j);
     return EMBER_OK;
   }
