@@ -82,8 +82,22 @@ static bool conv2d_i8_simd(const EmberKernelCtx *ctx) {
                               (size_t)w->dims[3]);
 }
 
+/* Windows of several taps over a few channels that are not whole groups of 4 (the RGB stem:
+ * 3x3x3) take patches: each tile's windows copied densely into taps * c values (padding: zp_x)
+ * and multiplied as one tap of taps * c values, so that the dot steps of 4 values do not each
+ * end a tap in part (27 values: 7 steps, not 9 of 3 values). */
+static bool conv2d_i8_patches(const EmberWindowGeom *g) {
+  return g->kh * g->kw > 1 && g->c % 4 != 0 && g->kh * g->kw * g->c <= 64;
+}
+
+/* A thread's scratch: the pointers of one tile, then its patches (of gm->c values). */
 static size_t conv2d_i8_simd_ptr_bytes(const EmberI8Gemm *gm) {
   return align64(gm->taps * (size_t)gm->mr * sizeof(const int8_t *));
+}
+
+static size_t conv2d_i8_simd_thread_bytes(const EmberI8Gemm *gm, const EmberWindowGeom *g) {
+  return conv2d_i8_simd_ptr_bytes(gm) +
+         (conv2d_i8_patches(g) ? align64((size_t)gm->mr * gm->c) : 0);
 }
 
 static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
@@ -93,12 +107,14 @@ static EmberStatus conv2d_prepare(EmberKernelCtx *ctx) {
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
   if (conv2d_i8_simd(ctx)) { /* weights packed into the state, each thread's tile pointers */
-    const EmberI8Gemm *gm = ember_i8_gemm_prepare(ctx, (size_t)g.oc, (size_t)(g.kh * g.kw),
-                                                  (size_t)g.c);
+    const size_t taps = (size_t)(g.kh * g.kw), c = (size_t)g.c;
+    const EmberI8Gemm *gm = conv2d_i8_patches(&g)
+                                ? ember_i8_gemm_prepare(ctx, (size_t)g.oc, 1, taps * c)
+                                : ember_i8_gemm_prepare(ctx, (size_t)g.oc, taps, c);
     if (!gm) return EMBER_ERROR_OUT_OF_MEMORY;
     ember_conv_int8_reserve(ctx, (int32_t)g.oc,
                             (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *
-                                conv2d_i8_simd_ptr_bytes(gm));
+                                conv2d_i8_simd_thread_bytes(gm, &g));
     return EMBER_OK;
   }
   Conv2dInt8Plan pl;
@@ -290,12 +306,42 @@ typedef struct {
   char *ptrs;
 } Conv2dSimdJob;
 
+/* Pixel pix's window into patch (taps * c values, zp_x where it leaves the input). */
+static void conv2d_i8_patch(const EmberWindowGeom *g, const int8_t *xn, size_t pix, int8_t zp,
+                            int8_t *patch) {
+  const size_t c = (size_t)g->c;
+  const int64_t ih0 = (int64_t)(pix / (size_t)g->ow) * g->sh - g->top,
+                iw0 = (int64_t)(pix % (size_t)g->ow) * g->sw - g->left;
+  const size_t span = (size_t)g->kw * c; /* a window row, when contiguous */
+  for (int64_t kh = 0; kh < g->kh; kh++) {
+    const int64_t ih = ih0 + kh * g->dh;
+    if (g->dw == 1 && ih >= 0 && ih < g->h && iw0 >= 0 && iw0 + g->kw <= g->w) {
+      const int8_t *src = xn + (size_t)((ih * g->w + iw0) * g->c);
+      size_t i = 0;
+      for (; i + 8 <= span; i += 8) memcpy(patch + i, src + i, 8); /* whole words */
+      for (; i < span; i++) patch[i] = src[i];
+      patch += span;
+      continue;
+    }
+    for (int64_t kw = 0; kw < g->kw; kw++, patch += c) {
+      const int64_t iw = iw0 + kw * g->dw;
+      if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) {
+        memset(patch, zp, c);
+      } else {
+        const int8_t *src = xn + (size_t)((ih * g->w + iw) * g->c);
+        for (size_t i = 0; i < c; i++) patch[i] = src[i];
+      }
+    }
+  }
+}
+
 static void conv2d_simd_int8_slice(void *arg, const EmberWindowGeom *g, size_t x_off,
                                    size_t out_off, int thread) {
   const Conv2dSimdJob *j = arg;
   const EmberI8Gemm *gm = j->gm;
-  const int8_t **a =
-      (const int8_t **)(void *)(j->ptrs + (size_t)thread * conv2d_i8_simd_ptr_bytes(gm));
+  char *mine = j->ptrs + (size_t)thread * conv2d_i8_simd_thread_bytes(gm, g);
+  const int8_t **a = (const int8_t **)(void *)mine;
+  int8_t *patches = conv2d_i8_patches(g) ? (int8_t *)(mine + conv2d_i8_simd_ptr_bytes(gm)) : NULL;
   const size_t mr = (size_t)gm->mr, pixels = (size_t)(g->oh * g->ow), oc = (size_t)g->oc;
   for (int64_t n = 0; n < g->n; n++) {
     const int8_t *xn = j->x + x_off + (size_t)(n * g->h * g->w * g->c);
@@ -304,6 +350,11 @@ static void conv2d_simd_int8_slice(void *arg, const EmberWindowGeom *g, size_t x
       const size_t np = pixels - p0 < mr ? pixels - p0 : mr;
       for (size_t r = 0; r < mr; r++) {
         const size_t pix = p0 + (r < np ? r : np - 1); /* rows past np repeat the last */
+        if (patches) {
+          a[r] = patches + (pix - p0) * gm->c;
+          if (r < np) conv2d_i8_patch(g, xn, pix, gm->zrow[0], patches + r * gm->c);
+          continue;
+        }
         const int64_t ih0 = (int64_t)(pix / (size_t)g->ow) * g->sh - g->top,
                       iw0 = (int64_t)(pix % (size_t)g->ow) * g->sw - g->left;
         for (int64_t kh = 0; kh < g->kh; kh++) {

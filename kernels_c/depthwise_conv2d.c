@@ -84,8 +84,8 @@ static EmberStatus depthwise_conv2d_prepare_f32(EmberKernelCtx *ctx) {
 static bool depthwise_i8_simd(const EmberKernelCtx *ctx, const EmberWindowGeom *g) {
   const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   return g->oc == g->c && w->is_const && (!bias || bias->is_const) &&
-         ember_i8_dw_bytes(ember_i8_dw_kind(ctx->isa), (size_t)g->c, (size_t)g->kh,
-                           (size_t)g->kw) > 0;
+         ember_i8_dw_bytes(ember_i8_dw_kind(ctx->isa, g->sw, g->dw), (size_t)g->c,
+                           (size_t)g->kh, (size_t)g->kw) > 0;
 }
 
 static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
@@ -95,7 +95,7 @@ static EmberStatus depthwise_conv2d_prepare(EmberKernelCtx *ctx) {
   EmberWindowGeom g;
   ember_window_geom(ctx, ctx->inputs[1]->dims[1], ctx->inputs[1]->dims[2], &g);
   if (depthwise_i8_simd(ctx, &g)) {
-    const EmberI8Gemm *gm = ember_i8_dw_prepare(ctx, (size_t)g.c, (size_t)g.kh, (size_t)g.kw);
+    const EmberI8Gemm *gm = ember_i8_dw_prepare(ctx, &g);
     if (!gm) return EMBER_ERROR_OUT_OF_MEMORY;
     ember_conv_int8_reserve(ctx, (int32_t)g.oc,
                             (size_t)(ctx->num_threads > 1 ? ctx->num_threads : 1) *

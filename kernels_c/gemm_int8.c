@@ -235,9 +235,9 @@ static void kind_shape(int kind, int32_t *lanes, int32_t *mr) {
   }
 }
 
-/* The packed state's layout after the weights: init, cc, sh, the requantization tables, zrow. */
+/* The packed state's layout after the weights: init, sh and rb, the requantization tables, zrow. */
 typedef struct {
-  size_t npad, c4, panel_bytes, w, init, cc, sh, rq, zrow, total;
+  size_t npad, c4, panel_bytes, w, init, sh, rq, zrow, total;
 } GemmLayout;
 
 static void gemm_layout(int kind, size_t n, size_t taps, size_t c, GemmLayout *l) {
@@ -248,9 +248,8 @@ static void gemm_layout(int kind, size_t n, size_t taps, size_t c, GemmLayout *l
   l->panel_bytes = taps * l->c4 * (size_t)lanes;
   l->w = 0;
   l->init = align64(l->npad / (size_t)lanes * l->panel_bytes);
-  l->cc = l->init + align64(l->npad * sizeof(int32_t));
-  l->sh = l->cc + align64(pad16(l->npad) * sizeof(uint64_t));
-  l->rq = l->sh + align64(l->npad * sizeof(int32_t));
+  l->sh = l->init + align64(l->npad * sizeof(int32_t));
+  l->rq = l->sh + align64(2 * l->npad * sizeof(int32_t));
   l->zrow = l->rq + ember_requant_bytes(l->npad);
   l->total = l->zrow + align64(l->c4 + 4);
 }
@@ -262,40 +261,36 @@ size_t ember_i8_gemm_bytes(int kind, size_t n, size_t taps, size_t c) {
   return l.total;
 }
 
-/* The per-channel parts of a packing: init (-(zp_x + off) * the sum of channel o's k weights
- * w[o * ks + i * stride], modulo 2^32: the general epilogue adds it), the requantization tables
- * (rq), and for the SIMD epilogue cc = (init + bias) * m + 2^(r-1) (init exact, mod 2^64) in the
- * multiplies' order per panel (x86: even lanes then odd lanes; ARM as is) and sh = r - 32. */
-static void pack_requant(EmberI8Gemm *g, void *init_mem, void *cc_mem, void *sh_mem, void *rq_mem,
-                         int kind, int32_t lanes, const int8_t *w, size_t n, size_t k,
-                         size_t stride, int64_t off, const EmberConvQuant *q,
-                         const int32_t *bias) {
+/* The per-channel parts of a packing: the requantization tables (rq); vec, when the SIMD
+ * epilogue applies (rq.vec and every r in [33, 54]); at sh_mem sh = r - 32, then (npad further)
+ * rb = 2^(r-33) + zp * 2^(r-32); and init, the sums' start: -(zp_x + off) * the sum of channel
+ * o's k weights w[o * ks + i * stride], plus the bias when vec, modulo 2^32. */
+static void pack_requant(EmberI8Gemm *g, void *init_mem, void *sh_mem, void *rq_mem,
+                         int32_t lanes, const int8_t *w, size_t n, size_t k, size_t stride,
+                         int64_t off, const EmberConvQuant *q, const int32_t *bias) {
   const size_t ln = (size_t)lanes, npad = (n + ln - 1) / ln * ln;
   const size_t ks = stride == 1 ? k : 1; /* rows of k, or columns of a [k][n] matrix */
   g->rq = (EmberRequantRow){0};
   ember_requant_init(&g->rq, rq_mem, q, bias, n, (int64_t)k * 255 * 128);
-  int32_t *init = init_mem, *sh = sh_mem;
-  uint64_t *cc = cc_mem;
-  const bool x86 = kind <= EMBER_I8K_AVXVNNI;
+  bool vec = g->rq.vec;
+  for (size_t o = 0; o < n; o++) vec = vec && g->rq.rq[o].r >= 33 && g->rq.rq[o].r <= 54;
+  int32_t *init = init_mem, *sh = sh_mem, *rb = sh + npad;
   for (size_t o = 0; o < npad; o++) {
     int64_t sum = 0;
     for (size_t i = 0; o < n && i < k; i++) sum += w[o * ks + i * stride];
-    const int64_t corr = -(q->x_zp + off) * sum; /* |corr| <= 256 * 128 * k: no overflow */
-    init[o] = (int32_t)(uint32_t)(uint64_t)corr;
-    const size_t j = o % ln, at = x86 ? (j % 2 ? ln / 2 + j / 2 : j / 2) : j;
-    cc[o - j + at] = 0;
-    sh[o] = 0;
-    if (o < n && g->rq.vec) {
-      const EmberRequant *rq = &g->rq.rq[o];
-      cc[o - j + at] = (uint64_t)(corr + rq->bias) * (uint64_t)rq->m + ((uint64_t)1 << (rq->r - 1));
-      sh[o] = rq->r - 32;
-    }
+    /* |(zp_x + off) * sum| <= 256 * 128 * k: no overflow */
+    const int64_t start = -(q->x_zp + off) * sum + (vec && o < n ? g->rq.rq[o].bias : 0);
+    init[o] = (int32_t)(uint32_t)(uint64_t)start;
+    const int32_t r = vec && o < n ? g->rq.rq[o].r : 33;
+    sh[o] = r - 32;
+    rb[o] = (int32_t)(((int64_t)1 << (r - 33)) + (int64_t)q->out_zp * ((int64_t)1 << (r - 32)));
   }
+  g->vec = vec;
   g->lanes = lanes;
   g->n = n;
   g->init = init;
-  g->cc = cc;
   g->sh = sh;
+  g->rb = rb;
 }
 
 void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t n,
@@ -318,8 +313,7 @@ void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, si
   }
   /* the sums are of x (+ 128 for u8): -(zp_x + off) * sum w corrects them */
   const int64_t off = kind == EMBER_I8K_AVX512VNNI || kind == EMBER_I8K_AVXVNNI ? 128 : 0;
-  pack_requant(g, base + l.init, base + l.cc, base + l.sh, base + l.rq, kind, lanes, w, n, k, 1,
-               off, q, bias);
+  pack_requant(g, base + l.init, base + l.sh, base + l.rq, lanes, w, n, k, 1, off, q, bias);
   memset(base + l.zrow, (int)(int8_t)q->x_zp, l.c4 + 4);
   g->kind = kind;
   g->mr = mr;
@@ -328,7 +322,7 @@ void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, si
   g->c4 = l.c4;
   g->panel_bytes = l.panel_bytes;
   g->w = pw;
-  g->w16 = NULL;
+  g->wdw = NULL;
   g->zrow = (const int8_t *)(base + l.zrow);
 }
 
@@ -374,36 +368,39 @@ const EmberI8Gemm *ember_i8_gemm_prepare(EmberKernelCtx *ctx, size_t n, size_t t
 
 /* ---- the SIMD depthwise convolution (depth multiplier 1) ---- */
 
-int ember_i8_dw_kind(uint32_t isa) {
+int ember_i8_dw_kind(uint32_t isa, int64_t sw, int64_t dw) {
 #if defined(EMBER_SIMD_X86)
+  /* each entry of a row's slot is then the previous one shifted by a value */
+  if (isa & EMBER_ISA_AVX512VNNI && sw == 1 && dw == 1) return EMBER_I8K_AVX512VNNI_DW4;
   if (isa & EMBER_ISA_AVX512VNNI) return EMBER_I8K_AVX512VNNI;
   if (isa & EMBER_ISA_AVX512) return EMBER_I8K_AVX512;
   if (isa & EMBER_ISA_AVX2) return EMBER_I8K_AVX2;
 #elif defined(EMBER_SIMD_ARM)
   if (isa & EMBER_ISA_NEON) return EMBER_I8K_NEON;
 #endif
-  (void)isa;
+  (void)isa, (void)sw, (void)dw;
   return EMBER_I8K_NONE;
 }
 
-/* Channels per vector and window rows per group of the row kernels: x86 pairs rows for
- * vpmaddwd, NEON takes them one at a time. */
-static void dw_shape(int kind, size_t *lanes, size_t *rows) {
+/* Channels per vector, taps per lane (a group of a window row's taps: GROUP in
+ * x86/dwconv_i8_body.h) and bytes per packed weight of the kernels: x86 pairs taps in int16 for
+ * vpmaddwd / vpdpwssd or puts 4 in int8 for vpdpbusd; NEON takes them one at a time in int16. */
+static void dw_shape(int kind, size_t *lanes, size_t *group, size_t *bytes) {
   *lanes = kind == EMBER_I8K_AVX2 || kind == EMBER_I8K_NEON ? 8 : 16;
-  *rows = kind == EMBER_I8K_NEON ? 1 : 2;
+  *group = kind == EMBER_I8K_NEON ? 1 : kind == EMBER_I8K_AVX512VNNI_DW4 ? 4 : 2;
+  *bytes = kind == EMBER_I8K_AVX512VNNI_DW4 ? 1 : 2;
 }
 
-/* w16 (npad * groups * kw * rows int16), init, cc, sh, the requantization tables, zrow (npad +
- * 64 values of zp_x). */
+/* wdw (npad * kh * (kw / group rounded up) * group weights), init, sh and rb, the requantization
+ * tables, zrow (npad + 64 values of zp_x). */
 static void dw_layout(int kind, size_t c, size_t kh, size_t kw, GemmLayout *l) {
-  size_t lanes, rows;
-  dw_shape(kind, &lanes, &rows);
+  size_t lanes, group, bytes;
+  dw_shape(kind, &lanes, &group, &bytes);
   l->npad = pad16(c);
   l->w = 0;
-  l->init = align64(l->npad * kh * (kw + rows - 1) / rows * rows * sizeof(int16_t));
-  l->cc = l->init + align64(l->npad * sizeof(int32_t));
-  l->sh = l->cc + align64(l->npad * sizeof(uint64_t));
-  l->rq = l->sh + align64(l->npad * sizeof(int32_t));
+  l->init = align64(l->npad * kh * (kw + group - 1) / group * group * bytes);
+  l->sh = l->init + align64(l->npad * sizeof(int32_t));
+  l->rq = l->sh + align64(2 * l->npad * sizeof(int32_t));
   l->zrow = l->rq + ember_requant_bytes(l->npad);
   l->total = l->zrow + align64(l->npad + 64);
 }
@@ -419,11 +416,11 @@ size_t ember_i8_dw_bytes(int kind, size_t c, size_t kh, size_t kw) {
  * bytes. */
 static size_t dw_buf(const EmberI8Gemm *gm, const EmberWindowGeom *s, char *mem,
                      EmberI8DwBuf *b) {
-  size_t lanes, rows;
-  dw_shape(gm->kind, &lanes, &rows);
+  size_t lanes, group, bytes;
+  dw_shape(gm->kind, &lanes, &group, &bytes);
   const size_t kh = (size_t)s->kh, sw = (size_t)s->sw, dw = (size_t)s->dw;
   const size_t cols = ((size_t)s->ow - 1) * sw + ((size_t)s->kw - 1) * dw + 1;
-  b->step = rows * dw % sw == 0 ? sw : 1;
+  b->step = group * dw % sw == 0 ? sw : 1;
   b->entries = (cols - 1) / b->step + 1;
   const size_t tags = align64(kh * sizeof(int64_t)), use = align64(kh * sizeof(void *));
   if (mem) {
@@ -431,7 +428,7 @@ static size_t dw_buf(const EmberI8Gemm *gm, const EmberWindowGeom *s, char *mem,
     b->use = (void **)(void *)(mem + tags);
     b->slots = mem + tags + use;
   }
-  return tags + use + align64(kh * b->entries * lanes * rows * sizeof(int16_t));
+  return tags + use + align64(kh * b->entries * lanes * group * bytes);
 }
 
 size_t ember_i8_dw_scratch_bytes(const EmberI8Gemm *gm, const EmberWindowGeom *g) {
@@ -447,6 +444,7 @@ void ember_i8_dw_run(const EmberI8Gemm *gm, const int8_t *x, const EmberWindowGe
     case EMBER_I8K_AVX2: fn = ember_i8_dw_avx2; break;
     case EMBER_I8K_AVX512: fn = ember_i8_dw_avx512; break;
     case EMBER_I8K_AVX512VNNI: fn = ember_i8_dw_avx512vnni; break;
+    case EMBER_I8K_AVX512VNNI_DW4: fn = ember_i8_dw4_avx512vnni; break;
 #elif defined(EMBER_SIMD_ARM)
     case EMBER_I8K_NEON: fn = ember_i8_dw_neon; break;
 #endif
@@ -463,23 +461,31 @@ void ember_i8_dw_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size
                       size_t kw, const EmberConvQuant *q, const int32_t *bias) {
   GemmLayout l;
   dw_layout(kind, c, kh, kw, &l);
-  size_t lanes, rows;
-  dw_shape(kind, &lanes, &rows);
+  size_t lanes, group, bytes;
+  dw_shape(kind, &lanes, &group, &bytes);
   char *base = mem;
-  /* [block of lanes][kh][group][lanes][rows]: tap p * rows + i of the row, 0 past kw and c */
+  /* [block of lanes][kh][kw / group][lanes][group]: tap p * group + i of the row, 0 past kw
+   * and c; int16, or int8 (vpdpbusd) */
+  const size_t groups = (kw + group - 1) / group;
   int16_t *w16 = (int16_t *)(void *)(base + l.w);
-  const size_t groups = (kw + rows - 1) / rows;
+  int8_t *w8 = (int8_t *)(base + l.w);
   for (size_t b = 0; b < l.npad / lanes; b++)
     for (size_t y = 0; y < kh; y++)
       for (size_t p = 0; p < groups; p++)
         for (size_t j = 0; j < lanes; j++)
-          for (size_t i = 0; i < rows; i++) {
-            const size_t o = b * lanes + j, x = p * rows + i;
-            *w16++ = o < c && x < kw ? w[(y * kw + x) * c + o] : 0;
+          for (size_t i = 0; i < group; i++) {
+            const size_t o = b * lanes + j, x = p * group + i;
+            const int8_t v = o < c && x < kw ? w[(y * kw + x) * c + o] : 0;
+            if (bytes == 1)
+              *w8++ = v;
+            else
+              *w16++ = v;
           }
-  memset(base + l.init, 0, l.rq - l.init); /* init, cc and sh past the kernel's lanes */
-  pack_requant(g, base + l.init, base + l.cc, base + l.sh, base + l.rq, kind, (int32_t)lanes, w,
-               c, kh * kw, c, 0, q, bias);
+  memset(base + l.init, 0, l.rq - l.init); /* init, sh and rb past the kernel's lanes */
+  /* the sums are of x (+ 128 for u8): -(zp_x + off) * sum w corrects them */
+  const int64_t off = kind == EMBER_I8K_AVX512VNNI_DW4 ? 128 : 0;
+  pack_requant(g, base + l.init, base + l.sh, base + l.rq, (int32_t)lanes, w, c, kh * kw, c, off,
+               q, bias);
   memset(base + l.zrow, (int)(int8_t)q->x_zp, l.npad + 64);
   g->kind = kind;
   g->mr = 1;
@@ -490,13 +496,14 @@ void ember_i8_dw_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size
   g->c4 = 4;
   g->panel_bytes = 0;
   g->w = NULL;
-  g->w16 = (const int16_t *)(void *)(base + l.w);
+  g->wdw = base + l.w;
   g->zrow = (const int8_t *)(base + l.zrow);
 }
 
-const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, size_t c, size_t kh, size_t kw) {
+const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, const EmberWindowGeom *geom) {
   const EmberTensor *w = ctx->inputs[1], *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
-  const int kind = ember_i8_dw_kind(ctx->isa);
+  const size_t c = (size_t)geom->c, kh = (size_t)geom->kh, kw = (size_t)geom->kw;
+  const int kind = ember_i8_dw_kind(ctx->isa, geom->sw, geom->dw);
   const size_t head = align64(sizeof(EmberI8Gemm)), mults = align64(c * sizeof(EmberMultiplier));
   char *mem = ember_kernel_state(ctx, head + mults + ember_i8_dw_bytes(kind, c, kh, kw));
   if (!mem) return NULL;

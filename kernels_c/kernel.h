@@ -449,8 +449,8 @@ bool ember_i8_pad_weights(size_t k, size_t n, size_t uses);
  * vpmaddwd / NEON smlal on int16 (exact) and sdot (s8 x s8). They sum x w, not (x - zp_x) w:
  * the per-channel correction -(zp_x + off) * sum w (off: 128 for u8, else 0) starts the
  * sums (init). All int32 arithmetic wraps (mod 2^32) and the true sum fits (taps * c <=
- * EMBER_I8_MAX_K32): it is exact. The bias and the requantization are in the tile's
- * epilogue: the vector form in SIMD, the general one through ember_requant_row. */
+ * EMBER_I8_MAX_K32): it is exact. The requantization is the tile's epilogue: in SIMD, or the
+ * general form through ember_requant_row. */
 enum {
   EMBER_I8K_NONE = 0,
   EMBER_I8K_AVX2,       /* vpmaddwd, 8 lanes */
@@ -459,13 +459,14 @@ enum {
   EMBER_I8K_AVXVNNI,    /* vpdpbusd on ymm, 8 lanes */
   EMBER_I8K_NEON,       /* smull / sadalp on int16, 4 lanes */
   EMBER_I8K_DOTPROD,    /* sdot, 4 lanes */
+  EMBER_I8K_AVX512VNNI_DW4, /* depthwise, stride and dilation 1 along W: vpdpbusd on 4 taps */
 };
-/* The packed GEMM. The SIMD epilogue (rq.vec) computes per lane, from the raw sums s (init not
- * added), x = s * m + cc with cc = (init + bias) * m + 2^(r-1), exact in int64 (|x| < 2^62), and
- * out = clamp((hi32(x) >> sh) + zp, lo, hi) with sh = r - 32 (floor(x / 2^r), r >= 32): two
- * signed 32 x 32 -> 64-bit multiplies per pair of lanes. It reads rq's m per lane, sh per lane,
- * and cc as two vectors of 64-bit values in the multiplies' order: x86 even lanes then odd
- * lanes, ARM the low half then the high half (the natural order). */
+/* The packed GEMM. The sums start at init; the SIMD epilogue (vec: rq.vec and every r in
+ * [33, 54], the bias then in init) computes per lane from the sums s = acc + bias (exact in
+ * int32: rq.vec) H = hi32(s * m) (a signed 32 x 32 -> 64-bit multiply; |H| <= 2^30) and
+ * out = clamp((H + rb) >> sh, lo, hi) with sh = r - 32 and rb = 2^(r-33) + zp 2^(r-32) (no
+ * overflow for r <= 54): floor((s * m + 2^(r-1)) / 2^r) + zp, docs/quantization.md's rule, as
+ * the low half of s * m cannot carry into the floor. Else ember_requant_row. */
 typedef struct EmberI8Gemm {
   int kind;                /* EMBER_I8K_* */
   int32_t lanes, mr;       /* channels per panel; rows per tile (the a[] block height) */
@@ -473,11 +474,12 @@ typedef struct EmberI8Gemm {
   size_t kh, kw;           /* depthwise: the window */
   size_t panel_bytes;      /* taps * c4 * lanes */
   const int8_t *w;         /* the panels */
-  const int16_t *w16;      /* depthwise: the widened weights (ember_i8_dw_pack) */
-  const int32_t *init;     /* per channel (padded to whole panels): the zero-point correction */
-  EmberRequantRow rq;      /* vec: the SIMD epilogue (tables padded to whole panels) */
-  const uint64_t *cc;      /* the SIMD epilogue's (init + bias) * m + 2^(r-1), half order */
-  const int32_t *sh;       /* the SIMD epilogue's r - 32 per channel */
+  const void *wdw;         /* depthwise: the packed weights (ember_i8_dw_pack) */
+  const int32_t *init;     /* per channel (padded to whole panels): the sums' start, the
+                            * zero-point correction (and the bias when vec) */
+  EmberRequantRow rq;      /* the requantization (m: tables padded to whole panels) */
+  bool vec;                /* the SIMD epilogue applies */
+  const int32_t *sh, *rb;  /* the SIMD epilogue's r - 32 and 2^(r-33) + zp 2^(r-32) */
   const int8_t *zrow;      /* c4 + 4 bytes of zp_x: where padding taps point */
 } EmberI8Gemm;
 /* The kernel for these isa flags and the state bytes ember_i8_gemm_pack needs (0 with kind
@@ -500,21 +502,24 @@ void ember_i8_gemm_run(const EmberI8Gemm *g, const int8_t *const *a, size_t np, 
 bool ember_i8_gemm_usable(const EmberKernelCtx *ctx, size_t n, size_t taps, size_t c);
 const EmberI8Gemm *ember_i8_gemm_prepare(EmberKernelCtx *ctx, size_t n, size_t taps, size_t c);
 /* DepthwiseConv2D (depth multiplier 1) in SIMD over channel vectors: the same struct with kh x
- * kw taps, c = 1, zrow n + 64 values of zp_x and w16 the weights widened once, [n / lanes][kh]
- * [kw / rows rounded up][lanes][rows] int16 (0 past kw and n) with lanes 16 or 8 channels and
- * rows 2 on x86 (two taps of a window row per lane: vpmaddwd sums two exact int16 products x w
- * per lane), 1 on ARM. Per vector of channels, the kernels widen each input row once into a
- * slot of their scratch (EmberI8DwBuf) that the output rows reading it share, then sum every
- * output pixel's taps from there: out[o] = requantized sum_t x_t[o] * w[t][o]. */
-int ember_i8_dw_kind(uint32_t isa);
+ * kw taps, c = 1, zrow n + 64 values of zp_x and wdw the weights packed once, [n / lanes][kh]
+ * [kw / group rounded up][lanes][group] (0 past kw and n), lanes 16 or 8 channels, a group the
+ * taps of a window row that one instruction sums per lane: 2 in int16 on x86 (vpmaddwd /
+ * vpdpwssd: exact products |x w| <= 2^14); 4 in int8 with VNNI where a row's taps are
+ * consecutive pixels (vpdpbusd, x + 128 fed as u8 as the GEMM's); 1 in int16 on ARM. Per vector
+ * of channels, the kernels load each input row once into a slot of their scratch
+ * (EmberI8DwBuf) that the output rows reading it share, then sum every output pixel's taps from
+ * there: out[o] = requantized sum_t x_t[o] * w[t][o]. */
+/* The kernel for these isa flags and the window's stride and dilation along W. */
+int ember_i8_dw_kind(uint32_t isa, int64_t sw, int64_t dw);
 size_t ember_i8_dw_bytes(int kind, size_t c, size_t kh, size_t kw);
 void ember_i8_dw_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t c, size_t kh,
                       size_t kw, const EmberConvQuant *q, const int32_t *bias);
-/* ember_i8_gemm_prepare's counterpart (w [kh][kw][c], constant, as bias). */
-const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, size_t c, size_t kh, size_t kw);
-/* A kernel's scratch: per window row its slot's input row (tag), the slot it reads (use), and
- * kh slots of `entries` vectors, entry j holding input column j * step - left (step: the
- * stride when every tap a kernel reads lies on it, else 1). */
+/* ember_i8_gemm_prepare's counterpart (w [kh][kw][c], constant, as bias) for g's window. */
+const EmberI8Gemm *ember_i8_dw_prepare(EmberKernelCtx *ctx, const EmberWindowGeom *g);
+/* A kernel's scratch: per slot the input row it holds (tag), per window row the slot it reads
+ * (use), and kh slots of `entries` vectors, entry j holding the group of taps from input column
+ * j * step - left (step: the stride when every group a kernel reads starts on it, else 1). */
 typedef struct {
   int64_t *tag;
   void **use;
@@ -535,6 +540,8 @@ void ember_i8_dw_avx512(const EmberI8Gemm *g, const int8_t *x, const EmberWindow
                         const EmberI8DwBuf *b, int8_t *out);
 void ember_i8_dw_avx512vnni(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
                             const EmberI8DwBuf *b, int8_t *out);
+void ember_i8_dw4_avx512vnni(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
+                             const EmberI8DwBuf *b, int8_t *out);
 void ember_i8_dw_neon(const EmberI8Gemm *g, const int8_t *x, const EmberWindowGeom *s,
                       const EmberI8DwBuf *b, int8_t *out);
 /* One tile: rows r < mr (<= g->mr) of a (taps x g->mr pointers), channels [c0, c1). */

@@ -194,6 +194,30 @@ def test_general_requantization_form(monkeypatch, op):
     check_all_isas(monkeypatch, g, {"x0": x})
 
 
+@pytest.mark.parametrize("op", ["Conv2D", "DepthwiseConv2D", "FullyConnected"])
+def test_requantization_shifts(monkeypatch, op):
+    """Multipliers 0.7 * 2^-k for k = 2..17 across the channels (the SIMD epilogue's shifts
+    r - 33 from 0 up), with sums large enough to reach every output value and biases of both
+    signs: the rounding at each shift."""
+    rng = rng_for("simd-shifts", op)
+    ks = np.arange(2, 18)
+    nch, zx = len(ks) * 2, -7
+    if op == "FullyConnected":
+        x, w, axis = rand_i8(rng, 6, 1000), rand_i8(rng, nch, 1000, lo=-127), 0
+    elif op == "Conv2D":
+        x, w, axis = rand_i8(rng, 1, 3, 4, 600), rand_i8(rng, nch, 1, 1, 600, lo=-127), 0
+    else:
+        x, w, axis = rand_i8(rng, 1, 7, 6, nch), rand_i8(rng, 1, 3, 3, nch, lo=-127), 3
+    m = np.repeat(0.7 * 2.0 ** -ks, 2)
+    sx, so = f32(2.0**-4), f32(2.0**-3)
+    sw = (m * np.float64(so) / np.float64(sx)).astype(np.float32)
+    b = rng.integers(-(2**20), 2**20, nch).astype(np.int32)
+    in_q = [Q(sx, zx), Q(sw, 0, axis), Q((np.float64(sx) * sw).astype(np.float32), 0)]
+    attrs = {} if op == "FullyConnected" else dict(pads=(1, 1, 1, 1))
+    g = int8_graph(op, [x, w, b], attrs, in_q, [Q(so, 5)], const=(1, 2))
+    check_all_isas(monkeypatch, g, {"x0": x})
+
+
 @pytest.mark.parametrize("op", ["Conv2D", "FullyConnected"])
 def test_int32_limit(monkeypatch, op):
     """The longest reduction with int32 sums (K = 65793) of the largest products (x - zp_x =

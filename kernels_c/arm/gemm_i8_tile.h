@@ -61,7 +61,8 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
   /* the epilogue reads the sums from memory: the loop's stay in registers */
   int32_t sums[MR][NBMAX][4];
   for (size_t r = 0; r < R; r++)
-    for (size_t j = 0; j < NB; j++) vst1q_s32(sums[r][j], acc_final(acc[r][j]));
+    for (size_t j = 0; j < NB; j++)
+      vst1q_s32(sums[r][j], vaddq_s32(acc_final(acc[r][j]), vld1q_s32(g->init + c + j * 4)));
   for (size_t j = 0; j < NB; j++) {
     const size_t cj = c + j * 4, n = c1 - cj < 4 ? c1 - cj : 4;
     const RqVec t = rq_load(g, cj);

@@ -4,8 +4,8 @@
  *   V (the vector type), WP / XP (a panel's weights / a row's 4 inputs, ready for the dot),
  *   WP wprep(const int8_t *p), XP xprep(uint32_t x4), V vdot(V acc, XP x, WP w).
  * A tile keeps R x NB vectors of int32 sums in registers over taps x c4 / 4 steps, each step
- * one weight load per panel and one broadcast per row; then its epilogue requantizes (the
- * SIMD form, the zero-point correction in its cc, else init added and ember_requant_row).
+ * one weight load per panel and one broadcast per row, the sums starting at init; then its
+ * epilogue requantizes (in SIMD, or through ember_requant_row).
  */
 #include "i8_requant.h"
 
@@ -21,8 +21,10 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
                                    const size_t NB, size_t c, size_t c1, int8_t *out,
                                    size_t ldo) {
   V acc[MR][NBMAX];
-  for (size_t r = 0; r < R; r++)
-    for (size_t j = 0; j < NB; j++) acc[r][j] = v_zero();
+  for (size_t j = 0; j < NB; j++) {
+    const V start = v_load(g->init + c + j * LANES);
+    for (size_t r = 0; r < R; r++) acc[r][j] = start;
+  }
   const size_t cv = g->c, body = cv & ~(size_t)3, pb = g->panel_bytes;
   const int8_t *w = g->w + c / LANES * pb;
   for (size_t t = 0; t < g->taps; t++, a += MR) {
@@ -45,21 +47,42 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
       }
     }
   }
-  if (g->rq.vec) { /* the SIMD epilogue on the sums in registers */
+  if (g->vec) { /* the SIMD epilogue on the sums in registers */
+#if LANES == 16 && NBMAX == 4
+    if (NB == 4 && c1 - c >= 4 * LANES) { /* 64 channels of a row packed into one store */
+      RqVec t[4];
+      for (size_t j = 0; j < 4; j++) t[j] = rq_load(g, c + j * LANES);
+      const __m512i lo = _mm512_broadcast_i32x4(t[0].lo), hi = _mm512_broadcast_i32x4(t[0].hi);
+      /* packs works per 128-bit lane (saturating twice: as once): lane l of the result holds
+       * 4 values of each vector, which the permutation puts in order */
+      const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      UNROLL for (size_t r = 0; r < R; r++) {
+        const __m512i y01 =
+            _mm512_packs_epi32(rq_int32(acc[r][0], &t[0]), rq_int32(acc[r][1], &t[1]));
+        const __m512i y23 =
+            _mm512_packs_epi32(rq_int32(acc[r][2], &t[2]), rq_int32(acc[r][3], &t[3]));
+        const __m512i b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(y01, y23));
+        _mm512_storeu_si512(out + r * ldo + c, _mm512_min_epi8(_mm512_max_epi8(b, lo), hi));
+      }
+      return;
+    }
+#endif
     for (size_t j = 0; j < NB; j++) {
       const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
       const RqVec t = rq_load(g, cj);
-      UNROLL for (size_t r = 0; r < R; r++) store_i8(out + r * ldo + cj, rq_apply(acc[r][j], &t), n);
+      UNROLL for (size_t r = 0; r < R; r++)
+        store_bytes(out + r * ldo + cj, rq_apply(acc[r][j], &t), n);
     }
     return;
   }
   /* the general form: the sums through memory (no vector lives across its calls) */
   int32_t sums[MR][NBMAX][LANES];
   for (size_t r = 0; r < R; r++)
-    for (size_t j = 0; j < NB; j++) v_store(sums[r][j], VI(add_epi32)(acc[r][j], v_load(g->init + c + j * LANES)));
+    for (size_t j = 0; j < NB; j++) v_store(sums[r][j], acc[r][j]);
   for (size_t j = 0; j < NB; j++) {
     const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
-    for (size_t r = 0; r < R; r++) ember_requant_row(&g->rq, sums[r][j], cj, n, out + r * ldo + cj);
+    for (size_t r = 0; r < R; r++)
+      ember_requant_row(&g->rq, sums[r][j], cj, n, out + r * ldo + cj);
   }
 }
 
