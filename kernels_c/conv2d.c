@@ -306,20 +306,25 @@ typedef struct {
   char *ptrs;
 } Conv2dSimdJob;
 
-/* Pixel pix's window into patch (taps * c values, zp_x where it leaves the input). */
-static void conv2d_i8_patch(const EmberWindowGeom *g, const int8_t *xn, size_t pix, int8_t zp,
-                            int8_t *patch) {
+/* The window of the output pixel at row oh, column ow into patch (taps * c values, zp_x where
+ * it leaves the input). */
+static void conv2d_i8_patch(const EmberWindowGeom *g, const int8_t *xn, size_t oh, size_t ow,
+                            int8_t zp, int8_t *patch) {
   const size_t c = (size_t)g->c;
-  const int64_t ih0 = (int64_t)(pix / (size_t)g->ow) * g->sh - g->top,
-                iw0 = (int64_t)(pix % (size_t)g->ow) * g->sw - g->left;
+  const int64_t ih0 = (int64_t)oh * g->sh - g->top, iw0 = (int64_t)ow * g->sw - g->left;
   const size_t span = (size_t)g->kw * c; /* a window row, when contiguous */
   for (int64_t kh = 0; kh < g->kh; kh++) {
     const int64_t ih = ih0 + kh * g->dh;
     if (g->dw == 1 && ih >= 0 && ih < g->h && iw0 >= 0 && iw0 + g->kw <= g->w) {
       const int8_t *src = xn + (size_t)((ih * g->w + iw0) * g->c);
-      size_t i = 0;
-      for (; i + 8 <= span; i += 8) memcpy(patch + i, src + i, 8); /* whole words */
-      for (; i < span; i++) patch[i] = src[i];
+      if (span >= 8 && span <= 16) { /* the stem's 3 x 3 values: two words, overlapping */
+        memcpy(patch, src, 8);
+        memcpy(patch + span - 8, src + span - 8, 8);
+      } else {
+        size_t i = 0;
+        for (; i + 8 <= span; i += 8) memcpy(patch + i, src + i, 8); /* whole words */
+        for (; i < span; i++) patch[i] = src[i];
+      }
       patch += span;
       continue;
     }
@@ -343,20 +348,29 @@ static void conv2d_simd_int8_slice(void *arg, const EmberWindowGeom *g, size_t x
   const int8_t **a = (const int8_t **)(void *)mine;
   int8_t *patches = conv2d_i8_patches(g) ? (int8_t *)(mine + conv2d_i8_simd_ptr_bytes(gm)) : NULL;
   const size_t mr = (size_t)gm->mr, pixels = (size_t)(g->oh * g->ow), oc = (size_t)g->oc;
+  /* a 1x1 window over every pixel: output pixel pix reads input pixel pix (no division) */
+  const bool dense = g->kh == 1 && g->kw == 1 && g->oh == g->h && g->ow == g->w &&
+                     g->top == 0 && g->left == 0;
   for (int64_t n = 0; n < g->n; n++) {
     const int8_t *xn = j->x + x_off + (size_t)(n * g->h * g->w * g->c);
     int8_t *outn = j->out + out_off + (size_t)n * pixels * oc;
+    size_t oh = 0, ow = 0; /* pixel p0's row and column */
     for (size_t p0 = 0; p0 < pixels; p0 += mr) {
       const size_t np = pixels - p0 < mr ? pixels - p0 : mr;
+      size_t rh = oh, rw = ow; /* row r's pixel (the last one past np) */
       for (size_t r = 0; r < mr; r++) {
         const size_t pix = p0 + (r < np ? r : np - 1); /* rows past np repeat the last */
-        if (patches) {
-          a[r] = patches + (pix - p0) * gm->c;
-          if (r < np) conv2d_i8_patch(g, xn, pix, gm->zrow[0], patches + r * gm->c);
+        if (dense) {
+          a[r] = xn + pix * (size_t)g->c;
           continue;
         }
-        const int64_t ih0 = (int64_t)(pix / (size_t)g->ow) * g->sh - g->top,
-                      iw0 = (int64_t)(pix % (size_t)g->ow) * g->sw - g->left;
+        if (r > 0 && r < np && ++rw == (size_t)g->ow) rw = 0, rh++;
+        if (patches) {
+          a[r] = patches + (pix - p0) * gm->c;
+          if (r < np) conv2d_i8_patch(g, xn, rh, rw, gm->zrow[0], patches + r * gm->c);
+          continue;
+        }
+        const int64_t ih0 = (int64_t)rh * g->sh - g->top, iw0 = (int64_t)rw * g->sw - g->left;
         for (int64_t kh = 0; kh < g->kh; kh++) {
           const int64_t ih = ih0 + kh * g->dh;
           for (int64_t kw = 0; kw < g->kw; kw++) {
@@ -369,6 +383,7 @@ static void conv2d_simd_int8_slice(void *arg, const EmberWindowGeom *g, size_t x
         }
       }
       ember_i8_gemm_run(gm, a, np, 0, oc, outn + p0 * oc, oc);
+      for (ow += np; ow >= (size_t)g->ow; ow -= (size_t)g->ow) oh++;
     }
   }
 }

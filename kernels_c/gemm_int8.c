@@ -249,7 +249,7 @@ static void gemm_layout(int kind, size_t n, size_t taps, size_t c, GemmLayout *l
   l->w = 0;
   l->init = align64(l->npad / (size_t)lanes * l->panel_bytes);
   l->sh = l->init + align64(l->npad * sizeof(int32_t));
-  l->rq = l->sh + align64(2 * l->npad * sizeof(int32_t));
+  l->rq = l->sh + align64(3 * l->npad * sizeof(int32_t));
   l->zrow = l->rq + ember_requant_bytes(l->npad);
   l->total = l->zrow + align64(l->c4 + 4);
 }
@@ -263,8 +263,9 @@ size_t ember_i8_gemm_bytes(int kind, size_t n, size_t taps, size_t c) {
 
 /* The per-channel parts of a packing: the requantization tables (rq); vec, when the SIMD
  * epilogue applies (rq.vec and every r in [33, 54]); at sh_mem sh = r - 32, then (npad further)
- * rb = 2^(r-33) + zp * 2^(r-32); and init, the sums' start: -(zp_x + off) * the sum of channel
- * o's k weights w[o * ks + i * stride], plus the bias when vec, modulo 2^32. */
+ * rb = 2^(r-33) + zp * 2^(r-32), then mo (kernel.h, EmberI8Gemm); and init, the sums' start:
+ * -(zp_x + off) * the sum of channel o's k weights w[o * ks + i * stride], plus the bias when
+ * vec, modulo 2^32. */
 static void pack_requant(EmberI8Gemm *g, void *init_mem, void *sh_mem, void *rq_mem,
                          int32_t lanes, const int8_t *w, size_t n, size_t k, size_t stride,
                          int64_t off, const EmberConvQuant *q, const int32_t *bias) {
@@ -274,7 +275,7 @@ static void pack_requant(EmberI8Gemm *g, void *init_mem, void *sh_mem, void *rq_
   ember_requant_init(&g->rq, rq_mem, q, bias, n, (int64_t)k * 255 * 128);
   bool vec = g->rq.vec;
   for (size_t o = 0; o < n; o++) vec = vec && g->rq.rq[o].r >= 33 && g->rq.rq[o].r <= 54;
-  int32_t *init = init_mem, *sh = sh_mem, *rb = sh + npad;
+  int32_t *init = init_mem, *sh = sh_mem, *rb = sh + npad, *mo = rb + npad;
   for (size_t o = 0; o < npad; o++) {
     int64_t sum = 0;
     for (size_t i = 0; o < n && i < k; i++) sum += w[o * ks + i * stride];
@@ -284,6 +285,7 @@ static void pack_requant(EmberI8Gemm *g, void *init_mem, void *sh_mem, void *rq_
     const int32_t r = vec && o < n ? g->rq.rq[o].r : 33;
     sh[o] = r - 32;
     rb[o] = (int32_t)(((int64_t)1 << (r - 33)) + (int64_t)q->out_zp * ((int64_t)1 << (r - 32)));
+    mo[o] = (int32_t)g->rq.m[o | 1]; /* the tables cover whole vectors: o | 1 < npad */
   }
   g->vec = vec;
   g->lanes = lanes;
@@ -291,6 +293,7 @@ static void pack_requant(EmberI8Gemm *g, void *init_mem, void *sh_mem, void *rq_
   g->init = init;
   g->sh = sh;
   g->rb = rb;
+  g->mo = mo;
 }
 
 void ember_i8_gemm_pack(EmberI8Gemm *g, void *mem, int kind, const int8_t *w, size_t n,
@@ -400,7 +403,7 @@ static void dw_layout(int kind, size_t c, size_t kh, size_t kw, GemmLayout *l) {
   l->w = 0;
   l->init = align64(l->npad * kh * (kw + group - 1) / group * group * bytes);
   l->sh = l->init + align64(l->npad * sizeof(int32_t));
-  l->rq = l->sh + align64(2 * l->npad * sizeof(int32_t));
+  l->rq = l->sh + align64(3 * l->npad * sizeof(int32_t));
   l->zrow = l->rq + ember_requant_bytes(l->npad);
   l->total = l->zrow + align64(l->npad + 64);
 }

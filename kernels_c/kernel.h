@@ -480,6 +480,8 @@ typedef struct EmberI8Gemm {
   EmberRequantRow rq;      /* the requantization (m: tables padded to whole panels) */
   bool vec;                /* the SIMD epilogue applies */
   const int32_t *sh, *rb;  /* the SIMD epilogue's r - 32 and 2^(r-33) + zp 2^(r-32) */
+  const int32_t *mo;       /* mo[o] = m[o | 1]: the odd lanes' multipliers where a 32 x 32 ->
+                            * 64-bit multiply of even lanes reads them */
   const int8_t *zrow;      /* c4 + 4 bytes of zp_x: where padding taps point */
 } EmberI8Gemm;
 /* The kernel for these isa flags and the state bytes ember_i8_gemm_pack needs (0 with kind

@@ -108,6 +108,13 @@ def _conv_cases():
         for c, o in [(3, 16), (7, 33), (17, 100)]:
             cases.append(dict(x=(2, 9, 8, c), o=o, k=k, s=s, p=p, d=d, zx=-128 if c == 3 else 127,
                               zo=-128, act="relu6", extreme=c == 7))
+    # 1x1 over every pixel (pointers without a window: a stride) into 96 and 32 channels (rows
+    # of 64 + 32 and 32 packed), 1x1 with padding past the input (a window again), the stem
+    cases += [dict(x=(2, 5, 7, 16), o=96, k=(1, 1), zx=3, zo=-5, act="relu6"),
+              dict(x=(1, 6, 5, 24), o=32, k=(1, 1), zx=-20, zo=7, act="none"),
+              dict(x=(1, 5, 6, 24), o=96, k=(1, 1), p=(0, 0, 1, 1), zx=5, zo=0, act="relu"),
+              dict(x=(1, 11, 10, 3), o=32, k=(3, 3), s=(2, 2), p=(0, 0, 1, 1), zx=-1, zo=-128,
+                   act="relu6")]
     return cases
 
 

@@ -12,7 +12,10 @@ typedef __m512i V;
 typedef __m512i WP;
 typedef __m512i XP;
 static inline WP wprep(const int8_t *p) { return _mm512_loadu_si512(p); }
-static inline XP xprep(uint32_t x4) { return _mm512_set1_epi32((int)(x4 ^ 0x80808080u)); }
+/* the flip in the vector (a broadcast from memory, then one xor), not in a general register */
+static inline XP xprep(uint32_t x4) {
+  return _mm512_xor_si512(_mm512_set1_epi32((int)x4), _mm512_set1_epi32((int)0x80808080u));
+}
 static inline V vdot(V acc, XP x, WP w) { return _mm512_dpbusd_epi32(acc, x, w); }
 
 #include "gemm_i8_tile.h"

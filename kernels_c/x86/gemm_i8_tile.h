@@ -21,9 +21,9 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
                                    const size_t NB, size_t c, size_t c1, int8_t *out,
                                    size_t ldo) {
   V acc[MR][NBMAX];
-  for (size_t j = 0; j < NB; j++) {
+  UNROLL for (size_t j = 0; j < NB; j++) {
     const V start = v_load(g->init + c + j * LANES);
-    for (size_t r = 0; r < R; r++) acc[r][j] = start;
+    UNROLL for (size_t r = 0; r < R; r++) acc[r][j] = start;
   }
   const size_t cv = g->c, body = cv & ~(size_t)3, pb = g->panel_bytes;
   const int8_t *w = g->w + c / LANES * pb;
@@ -49,25 +49,35 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
   }
   if (g->vec) { /* the SIMD epilogue on the sums in registers */
 #if LANES == 16 && NBMAX == 4
-    if (NB == 4 && c1 - c >= 4 * LANES) { /* 64 channels of a row packed into one store */
-      RqVec t[4];
-      for (size_t j = 0; j < 4; j++) t[j] = rq_load(g, c + j * LANES);
-      const __m512i lo = _mm512_broadcast_i32x4(t[0].lo), hi = _mm512_broadcast_i32x4(t[0].hi);
-      /* packs works per 128-bit lane (saturating twice: as once): lane l of the result holds
-       * 4 values of each vector, which the permutation puts in order */
-      const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    /* packs works per 128-bit lane (saturating twice: as once): lane l of the result holds
+     * 4 values of each vector, which the permutation puts in order */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    if (NB == 2 && c1 - c >= 2 * LANES) { /* 32 channels of a row: the low half of the order */
+      const __m256i lo = _mm256_set1_epi8((char)g->rq.lo), hi = _mm256_set1_epi8((char)g->rq.hi);
       UNROLL for (size_t r = 0; r < R; r++) {
-        const __m512i y01 =
-            _mm512_packs_epi32(rq_int32(acc[r][0], &t[0]), rq_int32(acc[r][1], &t[1]));
-        const __m512i y23 =
-            _mm512_packs_epi32(rq_int32(acc[r][2], &t[2]), rq_int32(acc[r][3], &t[3]));
+        const __m512i y01 = _mm512_packs_epi32(rq_int32_at(acc[r][0], g, c),
+                                               rq_int32_at(acc[r][1], g, c + LANES));
+        const __m256i b = _mm512_castsi512_si256(
+            _mm512_permutexvar_epi32(order, _mm512_packs_epi16(y01, y01)));
+        _mm256_storeu_si256((__m256i *)(void *)(out + r * ldo + c),
+                            _mm256_min_epi8(_mm256_max_epi8(b, lo), hi));
+      }
+      return;
+    }
+    if (NB == 4 && c1 - c >= 4 * LANES) { /* 64 channels of a row packed into one store */
+      const __m512i lo = _mm512_set1_epi8((char)g->rq.lo), hi = _mm512_set1_epi8((char)g->rq.hi);
+      UNROLL for (size_t r = 0; r < R; r++) {
+        const __m512i y01 = _mm512_packs_epi32(rq_int32_at(acc[r][0], g, c),
+                                               rq_int32_at(acc[r][1], g, c + LANES));
+        const __m512i y23 = _mm512_packs_epi32(rq_int32_at(acc[r][2], g, c + 2 * LANES),
+                                               rq_int32_at(acc[r][3], g, c + 3 * LANES));
         const __m512i b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(y01, y23));
         _mm512_storeu_si512(out + r * ldo + c, _mm512_min_epi8(_mm512_max_epi8(b, lo), hi));
       }
       return;
     }
 #endif
-    for (size_t j = 0; j < NB; j++) {
+    UNROLL for (size_t j = 0; j < NB; j++) {
       const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
       const RqVec t = rq_load(g, cj);
       UNROLL for (size_t r = 0; r < R; r++)
@@ -77,8 +87,8 @@ static TILE_INLINE void tile_block(const EmberI8Gemm *g, const int8_t *const *a,
   }
   /* the general form: the sums through memory (no vector lives across its calls) */
   int32_t sums[MR][NBMAX][LANES];
-  for (size_t r = 0; r < R; r++)
-    for (size_t j = 0; j < NB; j++) v_store(sums[r][j], acc[r][j]);
+  UNROLL for (size_t r = 0; r < R; r++)
+    UNROLL for (size_t j = 0; j < NB; j++) v_store(sums[r][j], acc[r][j]);
   for (size_t j = 0; j < NB; j++) {
     const size_t cj = c + j * LANES, n = c1 - cj < LANES ? c1 - cj : LANES;
     for (size_t r = 0; r < R; r++)

@@ -73,7 +73,7 @@ typedef struct {
 static inline RqVec rq_load(const EmberI8Gemm *g, size_t c) {
   RqVec t;
   t.m = v_load(g->rq.m + c);
-  t.m_odd = VI(srli_epi64)(t.m, 32);
+  t.m_odd = v_load(g->mo + c);
   t.sh = v_load(g->sh + c);
   t.rb = v_load(g->rb + c);
   t.lo = _mm_set1_epi8((char)g->rq.lo);
@@ -98,6 +98,15 @@ static inline V rq_int32(V s, const RqVec *t) {
   const V xe = VI(mul_epi32)(s, t->m);
   const V xo = VI(mul_epi32)(VI(srli_epi64)(s, 32), t->m_odd);
   return VI(srav_epi32)(VI(add_epi32)(v_high_halves(xe, xo), t->rb), t->sh);
+}
+
+/* rq_int32 with the tables of channels [c, c + LANES) read from memory (operands of the
+ * instructions, no registers held across a tile's rows). */
+static inline V rq_int32_at(V s, const EmberI8Gemm *g, size_t c) {
+  const V xe = VI(mul_epi32)(s, v_load(g->rq.m + c));
+  const V xo = VI(mul_epi32)(VI(srli_epi64)(s, 32), v_load(g->mo + c));
+  return VI(srav_epi32)(VI(add_epi32)(v_high_halves(xe, xo), v_load(g->rb + c)),
+                        v_load(g->sh + c));
 }
 
 /* The same as int8, LANES bytes: saturated to int8 and clamped to [lo, hi] (within [-128,
