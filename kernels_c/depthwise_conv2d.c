@@ -32,6 +32,7 @@ static size_t depthwise_rq_bytes(const EmberWindowGeom *g) {
  * rows step through; in scratch each thread's KH*KW tap pointers. */
 typedef struct {
   EmberDwF32Fn fn;
+  EmberDw3x3F32Fn row3x3; /* NULL: fn does 3x3 windows too */
   size_t v;
   const float *packed, *zero;
 } DepthwiseF32;
@@ -50,6 +51,7 @@ static size_t depthwise_f32_scratch_per_thread(size_t ks) {
 static EmberStatus depthwise_conv2d_prepare_f32(EmberKernelCtx *ctx) {
   DepthwiseF32 k;
   if (!ember_dw_f32_kernel(ctx->isa, &k.fn, &k.v)) return EMBER_OK;
+  k.row3x3 = ember_dw3x3_f32_kernel(ctx->isa);
   const EmberTensor *w = ctx->inputs[1];
   const EmberTensor *bias = ctx->ninputs > 2 ? ctx->inputs[2] : NULL;
   const float *wd = w->data, *bd = bias ? bias->data : NULL;
@@ -359,6 +361,18 @@ static void depthwise_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_of
   int64_t hi = last >= 0 ? last / s->sw + 1 : 0;
   lo = lo < s->ow ? lo : s->ow;
   hi = hi < lo ? lo : hi < s->ow ? hi : s->ow;
+  if (j->k->row3x3 && s->kh == 3 && s->kw == 3 && s->dw == 1) {
+    for (int64_t oh = 0; oh < s->oh; oh++) {
+      const float *rows[3];
+      for (int64_t kh = 0; kh < 3; kh++) {
+        const int64_t ih = oh * s->sh - s->top + kh * s->dh;
+        rows[kh] = ih >= 0 && ih < s->h ? x + (size_t)(ih * s->w) * c : j->k->zero;
+      }
+      j->k->row3x3(rows, (size_t)s->w, -s->left, (size_t)s->sw, (size_t)s->ow, (size_t)lo,
+                   (size_t)hi, c, j->k->packed, out + (size_t)(oh * s->ow) * c, j->lo, j->hi);
+    }
+    return;
+  }
   for (int64_t oh = 0; oh < s->oh; oh++) {
     const int64_t ih0 = oh * s->sh - s->top;
     float *orow = out + (size_t)(oh * s->ow) * c;
@@ -380,7 +394,10 @@ static EmberStatus depthwise_conv2d_eval_f32(EmberKernelCtx *ctx) {
   DepthwiseF32Job j = {ctx->state, ctx->inputs[0]->data, ctx->outputs[0]->data, ctx->scratch,
                        depthwise_f32_scratch_per_thread(ks) / sizeof(const float *),
                        ctx->params->act_min, ctx->params->act_max};
-  const size_t work = ember_num_elements(ctx->outputs[0]) * ks / EMBER_F32_WORK_SCALE;
+  /* not scaled down as the GEMM's (EMBER_F32_WORK_SCALE): even a small layer splits, so that
+   * each thread reads mostly the rows that it wrote as the previous layer's output, from its
+   * own cache */
+  const size_t work = ember_num_elements(ctx->outputs[0]) * ks;
   ember_conv_parallel_rows(ctx, &g, work, depthwise_f32_slice, &j);
   return EMBER_OK;
 }

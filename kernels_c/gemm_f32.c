@@ -5,13 +5,18 @@
  * Convolutions need no im2col: each tile gets the addresses of its pixels' taps (an
  * indirection buffer, padding taps pointing at a row of zeros), built per block of tiles in
  * the thread's scratch just before use. Building MR * KS pointers costs little next to the
- * tile's MR * NR * KS * C multiply-adds, and it needs no rebuild when the arena moves; a 1x1
- * stride-1 convolution or FullyConnected is the same with KS = 1 (one pointer per row), so
- * there is no separate direct mode. Without dilation along W, the KW taps of a window row are
+ * tile's MR * NR * KS * C multiply-adds (when it is built without a division per pixel), and
+ * it needs no rebuild when the arena moves; a 1x1 stride-1 convolution or FullyConnected is the
+ * same with KS = 1 (one pointer per row, a pixel's address computed directly), so there is no
+ * separate direct mode. Without dilation along W, the KW taps of a window row are
  * KW * C adjacent floats of the input: the convolution runs as KH taps of KW * C inputs (the
  * packed weights [KH][KW][C][NR] already fit), one pointer per window row, which matters most
  * for few channels (a first layer's 3); the rows of border pixels that stick out of the input
  * are copied with zeros into the thread's scratch.
+ *
+ * Threads split the output pixels (the rows that the next layer reads stay in the cache of the
+ * thread that wrote them), or the panels when the weights outweigh the input (the 1x1 layers
+ * of a 7x7 map): each thread then streams only its part of the weights.
  */
 #include "gemm_f32.h"
 
@@ -87,38 +92,46 @@ bool ember_gemm_f32_kernel(uint32_t isa, EmberGemmF32Kernel *k) {
 #if defined(EMBER_SIMD_X86)
   if (isa & EMBER_ISA_AVX512) {
     *k = (EmberGemmF32Kernel){ember_gemm_f32_8x32_avx512, ember_gemm_f32_1x32_avx512,
-                              ember_gemm_f32_8x16_avx512, ember_gemm_f32_1x16_avx512, 8, 32};
+                              ember_gemm_f32_8x16_avx512, ember_gemm_f32_1x16_avx512, 8, 32,
+                              ember_gemm_f32_8x24_avx512, ember_gemm_f32_1x24_avx512};
     return true;
   }
   if (isa & EMBER_ISA_AVX2) {
     *k = (EmberGemmF32Kernel){ember_gemm_f32_6x16_avx2, ember_gemm_f32_1x16_avx2,
-                              ember_gemm_f32_6x8_avx2, ember_gemm_f32_1x8_avx2, 6, 16};
+                              ember_gemm_f32_6x8_avx2, ember_gemm_f32_1x8_avx2, 6, 16, NULL, NULL};
     return true;
   }
 #endif
 #if defined(EMBER_SIMD_ARM)
   if (isa & EMBER_ISA_NEON) {
     *k = (EmberGemmF32Kernel){ember_gemm_f32_8x8_neon, ember_gemm_f32_1x8_neon,
-                              ember_gemm_f32_8x4_neon, ember_gemm_f32_1x4_neon, 8, 8};
+                              ember_gemm_f32_8x4_neon, ember_gemm_f32_1x4_neon, 8, 8, NULL,
+                              NULL};
     return true;
   }
 #endif
   if (isa & EMBER_ISA_PORTABLE) {
     *k = (EmberGemmF32Kernel){ember_gemm_f32_4x8_c, ember_gemm_f32_1x8_c, ember_gemm_f32_4x4_c,
-                              ember_gemm_f32_1x4_c, 4, 8};
+                              ember_gemm_f32_1x4_c, 4, 8, NULL, NULL};
     return true;
   }
   return false;
 }
 
-/* The width of the panel of outputs from o on: NR, or NR/2 for a last one that fits. */
-static size_t panel_width(size_t nr, size_t n, size_t o) { return n - o <= nr / 2 ? nr / 2 : nr; }
+/* The width of the panel of outputs from o on: NR, or NR/2 or 3NR/4 for a last one that fits. */
+static size_t panel_width(const EmberGemmF32Kernel *k, size_t n, size_t o) {
+  const size_t nr = k->nr;
+  if (n - o <= nr / 2) return nr / 2;
+  return k->three && n - o <= nr / 4 * 3 ? nr / 4 * 3 : nr;
+}
 
 /* The microkernel for m rows of a panel of width `width` (a single row of one tap: the 1-row
  * kernel, which reads the same pointer and sums the same way). */
 static EmberGemmF32Fn gemm_fn(const EmberGemmF32Kernel *k, size_t m, size_t ks, size_t width) {
-  if (m == 1 && ks == 1) return width == k->nr ? k->gemm1 : k->half1;
-  return width == k->nr ? k->gemm : k->half;
+  const bool one = m == 1 && ks == 1;
+  if (width == k->nr) return one ? k->gemm1 : k->gemm;
+  if (width == k->nr / 2) return one ? k->half1 : k->half;
+  return one ? k->three1 : k->three;
 }
 
 bool ember_dw_f32_kernel(uint32_t isa, EmberDwF32Fn *fn, size_t *v) {
@@ -147,6 +160,18 @@ bool ember_dw_f32_kernel(uint32_t isa, EmberDwF32Fn *fn, size_t *v) {
     return true;
   }
   return false;
+}
+
+EmberDw3x3F32Fn ember_dw3x3_f32_kernel(uint32_t isa) {
+#if defined(EMBER_SIMD_X86)
+  if (isa & EMBER_ISA_AVX512) return ember_dw3x3_f32_avx512;
+  if (isa & EMBER_ISA_AVX2) return ember_dw3x3_f32_avx2;
+#endif
+#if defined(EMBER_SIMD_ARM)
+  if (isa & EMBER_ISA_NEON) return ember_dw3x3_f32_neon;
+#endif
+  (void)isa;
+  return NULL;
 }
 
 /* ---- packing ---- */
@@ -178,7 +203,7 @@ const EmberGemmF32 *ember_gemm_f32_prepare(EmberKernelCtx *ctx, const float *w, 
   float *packed = (float *)(mem + head), *zero = (float *)(mem + head + packed_bytes);
   for (size_t p = 0; p < panels; p++) {
     float *dst = packed + p * panel;
-    const size_t width = panel_width(nr, n, p * nr);
+    const size_t width = panel_width(&k, n, p * nr);
     for (size_t j = 0; j < width; j++) {
       const size_t o = p * nr + j;
       dst[j] = o < n && bias ? bias[o] : 0.0f;
@@ -220,6 +245,7 @@ size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, int num_threads) {
 
 typedef struct {
   const EmberGemmF32 *gm;
+  const EmberWindowGeom *g;
   const float *x;
   float *out;
   float lo, hi;
@@ -235,28 +261,34 @@ static void conv_f32_row_taps(const EmberWindowGeom *s, const float *x, const fl
                               size_t mr, size_t p0, size_t np, float *copies,
                               const float **ind) {
   const size_t tiles = (np + mr - 1) / mr, ow = (size_t)s->ow, c = (size_t)s->c;
-  const size_t run = (size_t)s->kw * c;
+  const int64_t h = s->h, w = s->w, kh = s->kh, kw = s->kw, dh = s->dh;
+  const size_t run = (size_t)kw * c;
+  size_t row = p0 / ow, col = p0 % ow; /* of the pixel tile * mr + i, stepped without division */
   for (size_t tile = 0; tile < tiles; tile++) {
     for (size_t i = 0; i < mr; i++) {
-      const size_t p = p0 + min_size(tile * mr + i, np - 1);
-      const int64_t ih0 = (int64_t)(p / ow) * s->sh - s->top;
-      const int64_t iw0 = (int64_t)(p % ow) * s->sw - s->left;
-      const bool inside_w = iw0 >= 0 && iw0 + s->kw <= s->w;
-      const float **dst = ind + tile * (size_t)s->kh * mr + i;
-      for (int64_t kh = 0; kh < s->kh; kh++, dst += mr) {
-        const int64_t ih = ih0 + kh * s->dh;
-        if (ih < 0 || ih >= s->h) {
+      const int64_t ih0 = (int64_t)row * s->sh - s->top;
+      const int64_t iw0 = (int64_t)col * s->sw - s->left;
+      if (tile * mr + i + 1 < np && ++col == ow) col = 0, row++;
+      const bool inside_w = iw0 >= 0 && iw0 + kw <= w;
+      const float **dst = ind + tile * (size_t)kh * mr + i;
+      if (inside_w && ih0 >= 0 && ih0 + (kh - 1) * dh < h) { /* most pixels: all rows inside */
+        const float *first = x + (size_t)(ih0 * w + iw0) * c;
+        for (int64_t r = 0; r < kh; r++) dst[(size_t)r * mr] = first + (size_t)(r * dh * w) * c;
+        continue;
+      }
+      for (int64_t r = 0; r < kh; r++, dst += mr) {
+        const int64_t ih = ih0 + r * dh;
+        if (ih < 0 || ih >= h) {
           *dst = zero;
         } else if (inside_w) {
-          *dst = x + (size_t)((ih * s->w + iw0) * s->c);
+          *dst = x + (size_t)(ih * w + iw0) * c;
         } else {
-          for (int64_t kw = 0; kw < s->kw; kw++) {
-            const int64_t iw = iw0 + kw;
-            if (iw >= 0 && iw < s->w)
-              memcpy(copies + (size_t)kw * c, x + (size_t)((ih * s->w + iw) * s->c),
-                     c * sizeof(float));
+          for (int64_t q = 0; q < kw; q++) {
+            const int64_t iw = iw0 + q;
+            if (iw >= 0 && iw < w)
+              memcpy(copies + (size_t)q * c, x + (size_t)(ih * w + iw) * c, c * sizeof(float));
             else
-              memset(copies + (size_t)kw * c, 0, c * sizeof(float));
+              memset(copies + (size_t)q * c, 0, c * sizeof(float));
           }
           *dst = copies;
           copies += run;
@@ -271,11 +303,12 @@ static void conv_f32_row_taps(const EmberWindowGeom *s, const float *x, const fl
 static void conv_f32_indirection(const EmberWindowGeom *s, const float *x, const float *zero,
                                  size_t mr, size_t p0, size_t np, const float **ind) {
   const size_t tiles = (np + mr - 1) / mr, ow = (size_t)s->ow;
+  size_t row = p0 / ow, col = p0 % ow; /* of the pixel tile * mr + i, stepped without division */
   for (size_t tile = 0; tile < tiles; tile++) {
     for (size_t i = 0; i < mr; i++) {
-      const size_t p = p0 + min_size(tile * mr + i, np - 1);
-      const int64_t ih0 = (int64_t)(p / ow) * s->sh - s->top;
-      const int64_t iw0 = (int64_t)(p % ow) * s->sw - s->left;
+      const int64_t ih0 = (int64_t)row * s->sh - s->top;
+      const int64_t iw0 = (int64_t)col * s->sw - s->left;
+      if (tile * mr + i + 1 < np && ++col == ow) col = 0, row++;
       const float **dst = ind + tile * (size_t)(s->kh * s->kw) * mr + i;
       for (int64_t kh = 0; kh < s->kh; kh++) {
         const int64_t ih = ih0 + kh * s->dh;
@@ -289,9 +322,19 @@ static void conv_f32_indirection(const EmberWindowGeom *s, const float *x, const
   }
 }
 
-static void conv_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_off, size_t out_off,
-                           int thread) {
-  const ConvF32Job *j = arg;
+/* Pointers for the tiles of pixels [p0, p0 + np) when pixel p reads the c floats at
+ * x + (base + p) * c (a 1x1 stride-1 convolution whose rows are the input's): no division. */
+static void conv_f32_direct(const float *x, size_t c, size_t mr, size_t base, size_t p0,
+                            size_t np, const float **ind) {
+  const size_t tiles = (np + mr - 1) / mr;
+  for (size_t tile = 0; tile < tiles; tile++)
+    for (size_t i = 0; i < mr; i++)
+      ind[tile * mr + i] = x + (base + p0 + min_size(tile * mr + i, np - 1)) * c;
+}
+
+/* Output channels [o0, o1) (o0 a multiple of NR) of the pixels of slice s. */
+static void conv_f32_run(const ConvF32Job *j, const EmberWindowGeom *s, size_t x_off,
+                         size_t out_off, int thread, size_t o0, size_t o1) {
   const EmberGemmF32 *gm = j->gm;
   const size_t mr = gm->k.mr, nr = gm->k.nr, n = gm->n;
   const size_t panel = (gm->ks * gm->kc + 1) * nr, pixels = (size_t)(s->oh * s->ow);
@@ -301,19 +344,25 @@ static void conv_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_off, si
   float *copies = (float *)(mine + conv_f32_ptr_bytes(gm));
   /* window rows as taps when they are contiguous */
   const bool rows = s->dw == 1;
+  /* a 1x1 stride-1 window inside the input, over whole input rows or a part of one */
+  const bool direct = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->top <= 0 &&
+                      s->oh - s->top <= s->h && s->left <= 0 && s->ow - s->left <= s->w &&
+                      (s->oh == 1 || s->ow == s->w);
   const size_t ks = rows ? (size_t)s->kh : gm->ks, kc = rows ? (size_t)s->kw * gm->kc : gm->kc;
   const float *x = j->x + x_off;
   float *out = j->out + out_off;
   for (size_t p0 = 0; p0 < pixels; p0 += block) {
     const size_t np = min_size(block, pixels - p0);
-    if (rows)
+    if (direct)
+      conv_f32_direct(x, gm->kc, mr, (size_t)(-s->top * s->w - s->left), p0, np, ind);
+    else if (rows)
       conv_f32_row_taps(s, x, gm->zero, mr, p0, np, copies, ind);
     else
       conv_f32_indirection(s, x, gm->zero, mr, p0, np, ind);
     /* the block's inputs stay in cache while every panel of weights passes over them */
-    for (size_t o = 0; o < n; o += nr) {
+    for (size_t o = o0; o < o1; o += nr) {
       const float *w = gm->packed + o / nr * panel;
-      const size_t width = panel_width(nr, n, o);
+      const size_t width = panel_width(&gm->k, n, o);
       for (size_t q = 0; q < np; q += mr) {
         const size_t m = min_size(mr, np - q);
         gemm_fn(&gm->k, m, ks, width)(m, min_size(width, n - o), kc, ks, ind + q * ks, w,
@@ -323,6 +372,24 @@ static void conv_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_off, si
   }
 }
 
+static void conv_f32_slice(void *arg, const EmberWindowGeom *s, size_t x_off, size_t out_off,
+                           int thread) {
+  const ConvF32Job *j = arg;
+  conv_f32_run(j, s, x_off, out_off, thread, 0, j->gm->n);
+}
+
+/* Panels [begin, end) of every pixel. */
+static void conv_f32_panels(void *arg, size_t begin, size_t end, int thread) {
+  const ConvF32Job *j = arg;
+  const EmberWindowGeom *g = j->g;
+  const size_t nr = j->gm->k.nr, o1 = min_size(end * nr, j->gm->n);
+  EmberWindowGeom s = *g;
+  s.n = 1;
+  for (int64_t i = 0; i < g->n; i++)
+    conv_f32_run(j, &s, (size_t)(i * g->h * g->w * g->c), (size_t)(i * g->oh * g->ow * g->oc),
+                 thread, begin * nr, o1);
+}
+
 void ember_conv_f32(EmberKernelCtx *ctx, const EmberGemmF32 *gm, const float *x, float *out,
                     const EmberWindowGeom *g, float lo, float hi) {
   /* blocks of about CONV_BLOCK_BYTES of input rows (at least one tile, at most CONV_MAX_TILES):
@@ -330,9 +397,17 @@ void ember_conv_f32(EmberKernelCtx *ctx, const EmberGemmF32 *gm, const float *x,
   const size_t row_bytes = gm->k.mr * gm->ks * gm->kc * sizeof(float);
   size_t tiles = CONV_BLOCK_BYTES / (row_bytes ? row_bytes : 1);
   tiles = tiles < 1 ? 1 : tiles > CONV_MAX_TILES ? CONV_MAX_TILES : tiles;
-  ConvF32Job j = {gm, x, out, lo, hi, tiles, ctx->scratch};
+  ConvF32Job j = {gm, g, x, out, lo, hi, tiles, ctx->scratch};
   const size_t work = (size_t)(g->n * g->oh * g->ow) * gm->n * gm->ks * gm->kc;
-  ember_conv_parallel_rows(ctx, g, work / EMBER_F32_WORK_SCALE, conv_f32_slice, &j);
+  /* threads split the pixels, or, when the weights are larger than the input and there are
+   * enough panels to balance, the panels: each thread then reads only its part of the weights */
+  const size_t panels = (gm->n + gm->k.nr - 1) / gm->k.nr;
+  const size_t threads = ctx->num_threads > 1 ? (size_t)ctx->num_threads : 1;
+  if (threads > 1 && gm->n * gm->ks * gm->kc > (size_t)(g->n * g->h * g->w * g->c) &&
+      panels >= 4 * threads)
+    ember_parallel_for(ctx, panels, work / EMBER_F32_WORK_SCALE, conv_f32_panels, &j);
+  else
+    ember_conv_parallel_rows(ctx, g, work / EMBER_F32_WORK_SCALE, conv_f32_slice, &j);
 }
 
 /* ---- FullyConnected ---- */
@@ -355,7 +430,7 @@ static void fc_f32_block(const FcF32Job *j, size_t r0, size_t r1, size_t p0, siz
     const size_t m = min_size(mr, r1 - r);
     for (size_t i = 0; i < mr; i++) a[i] = j->x + (r + min_size(i, m - 1)) * kc;
     for (size_t p = p0; p < p1; p++) {
-      const size_t width = panel_width(nr, n, p * nr);
+      const size_t width = panel_width(&gm->k, n, p * nr);
       gemm_fn(&gm->k, m, 1, width)(m, min_size(width, n - p * nr), kc, 1, a,
                                    gm->packed + p * panel, j->out + r * n + p * nr, n, j->lo,
                                    j->hi);

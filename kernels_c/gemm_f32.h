@@ -1,7 +1,8 @@
 /* The float32 fast paths of Conv2D, FullyConnected (an indirect GEMM, XNNPACK's design) and
- * DepthwiseConv2D (taps over channel vectors): weights packed once at prepare, microkernels
- * chosen from ctx->isa (kernels_c/x86/ and kernels_c/arm/, files *_f32_<isa>.c), the portable
- * microkernels in gemm_f32.c as their reference.
+ * DepthwiseConv2D (taps over channel vectors; 3x3 windows by output rows with the weights in
+ * registers, dw3x3_f32_body.h): weights packed once at prepare, microkernels chosen from
+ * ctx->isa (kernels_c/x86/ and kernels_c/arm/, files *_f32_<isa>.c), the portable microkernels
+ * in gemm_f32.c as their reference.
  *
  * They sum in another order than the reference loops and use fused multiply-adds: results
  * agree with the reference within float rounding, not bit for bit. Each output is computed by
@@ -33,6 +34,8 @@ typedef struct EmberGemmF32Kernel {
   EmberGemmF32Fn half;  /* MR x NR/2 and 1 x NR/2: a last panel of at most NR/2 outputs */
   EmberGemmF32Fn half1;
   size_t mr, nr;
+  EmberGemmF32Fn three; /* MR x 3NR/4 and 1 x 3NR/4 for a last panel of at most 3NR/4 */
+  EmberGemmF32Fn three1; /* outputs (NULL: such a panel is NR wide) */
 } EmberGemmF32Kernel;
 
 /* The microkernels of the best instruction set in isa; false when it has none for float32
@@ -64,6 +67,12 @@ void ember_gemm_f32_8x32_avx512(size_t mr, size_t nc, size_t kc, size_t ks,
 void ember_gemm_f32_1x32_avx512(size_t mr, size_t nc, size_t kc, size_t ks,
                                 const float *const *a, const float *w, float *c, size_t ldc,
                                 float lo, float hi);
+void ember_gemm_f32_8x24_avx512(size_t mr, size_t nc, size_t kc, size_t ks,
+                                const float *const *a, const float *w, float *c, size_t ldc,
+                                float lo, float hi);
+void ember_gemm_f32_1x24_avx512(size_t mr, size_t nc, size_t kc, size_t ks,
+                                const float *const *a, const float *w, float *c, size_t ldc,
+                                float lo, float hi);
 void ember_gemm_f32_8x16_avx512(size_t mr, size_t nc, size_t kc, size_t ks,
                                 const float *const *a, const float *w, float *c, size_t ldc,
                                 float lo, float hi);
@@ -91,8 +100,9 @@ void ember_gemm_f32_1x4_neon(size_t mr, size_t nc, size_t kc, size_t ks, const f
 
 /* A layer's GEMM, made at prepare in the node's state: n outputs, each a sum over ks taps of
  * kc inputs; panels of NR outputs (bias[NR], then [ks][kc][NR] weights, zero past n), the last
- * one NR/2 wide when at most NR/2 outputs are left (panel p starts at p * (ks*kc + 1) * NR
- * floats); `zero` holds ks * kc zeros (at least a window row) that padding taps point at. */
+ * one NR/2 or 3NR/4 wide when at most that many outputs are left (panel p starts at
+ * p * (ks*kc + 1) * NR floats); `zero` holds ks * kc zeros (at least a window row) that
+ * padding taps point at. */
 typedef struct EmberGemmF32 {
   EmberGemmF32Kernel k;
   size_t n, ks, kc;
@@ -108,7 +118,7 @@ const EmberGemmF32 *ember_gemm_f32_prepare(EmberKernelCtx *ctx, const float *w, 
 /* The scratch a convolution's eval needs (the threads' indirection buffers). */
 size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, int num_threads);
 /* Conv2D (groups 1) over geometry g: x NHWC, out NHWC, clamp [lo, hi]; split over ctx's
- * threads by output rows. A 1x1 stride-1 unpadded convolution reads pixels directly. */
+ * threads by output rows, or by panels when the weights outweigh the input. */
 void ember_conv_f32(EmberKernelCtx *ctx, const EmberGemmF32 *gm, const float *x, float *out,
                     const EmberWindowGeom *g, float lo, float hi);
 /* FullyConnected: out [rows][n] = clamp(x [rows][kc] . packed w + bias). */
@@ -130,6 +140,19 @@ typedef void (*EmberDwF32Fn)(size_t pixels, size_t channels, size_t ks, const fl
  * when it has none for float32. */
 bool ember_dw_f32_kernel(uint32_t isa, EmberDwF32Fn *fn, size_t *v);
 
+/* One output row of a 3x3 depthwise convolution with dilation 1 along W, all `channels`:
+ * output pixel j < ow reads input columns x0 + j * sw + {0, 1, 2} of rows[0..2] (rows of w
+ * pixels of `channels` floats; a row of padding points at zeros), a column outside [0, w)
+ * counting as zeros; pixels [j_lo, j_hi) have all three columns inside. Weights packed as
+ * for EmberDwF32Fn (ks 9). Each output is computed the same way wherever the row is cut. */
+typedef void (*EmberDw3x3F32Fn)(const float *const *rows, size_t w, int64_t x0, size_t sw,
+                                size_t ow, size_t j_lo, size_t j_hi, size_t channels,
+                                const float *packed, float *out, float lo, float hi);
+
+/* The 3x3 row microkernel of the best instruction set in isa (its vector width is that of
+ * ember_dw_f32_kernel), or NULL. */
+EmberDw3x3F32Fn ember_dw3x3_f32_kernel(uint32_t isa);
+
 /* The portable depthwise microkernel (V 4), the reference of the SIMD ones. */
 void ember_dw_f32_c(size_t pixels, size_t channels, size_t ks, const float *const *in,
                     size_t in_step, const float *w, float *out, size_t ldo, float lo, float hi);
@@ -139,8 +162,17 @@ void ember_dw_f32_avx2(size_t pixels, size_t channels, size_t ks, const float *c
 void ember_dw_f32_avx512(size_t pixels, size_t channels, size_t ks, const float *const *in,
                          size_t in_step, const float *w, float *out, size_t ldo, float lo,
                          float hi);
+void ember_dw3x3_f32_avx2(const float *const *rows, size_t w, int64_t x0, size_t sw, size_t ow,
+                          size_t j_lo, size_t j_hi, size_t channels, const float *packed,
+                          float *out, float lo, float hi);
+void ember_dw3x3_f32_avx512(const float *const *rows, size_t w, int64_t x0, size_t sw,
+                            size_t ow, size_t j_lo, size_t j_hi, size_t channels,
+                            const float *packed, float *out, float lo, float hi);
 #endif
 #if defined(EMBER_SIMD_ARM)
+void ember_dw3x3_f32_neon(const float *const *rows, size_t w, int64_t x0, size_t sw, size_t ow,
+                          size_t j_lo, size_t j_hi, size_t channels, const float *packed,
+                          float *out, float lo, float hi);
 void ember_dw_f32_neon(size_t pixels, size_t channels, size_t ks, const float *const *in,
                        size_t in_step, const float *w, float *out, size_t ldo, float lo, float hi);
 #endif

@@ -117,6 +117,10 @@ CONV_CASES = {
     # enough work (>= 1M multiply-adds) for 2 threads to split the output rows
     "3x3_split": ((1, 40, 37, 24), 40, 3, 3, {"pads": (1, 1, 1, 1), "activation": "RELU6"}),
     "1x1_split_batch2": ((2, 23, 29, 48), 72, 1, 1, {}),
+    "1x1_split_midrow": ((1, 31, 29, 64), 96, 1, 1, {}),  # a thread starts in a row
+    # weights larger than the input, many panels: 2 threads split the output channels
+    "1x1_split_panels": ((1, 7, 7, 160), 640, 1, 1, {"activation": "RELU6"}),
+    "3x3_split_panels_batch2": ((2, 4, 4, 128), 330, 3, 3, {"pads": (1, 1, 1, 1)}),
 }
 
 
@@ -147,8 +151,16 @@ DEPTHWISE_CASES = {
     "7x7": ((1, 9, 9, 16), 7, 7, {"pads": (3, 3, 3, 3)}),
     "2x3_asym": ((1, 8, 9, 8), 2, 3, {"pads": (1, 0, 0, 2), "strides": (1, 2)}),
     "3x3_wide_row": ((1, 4, 150, 16), 3, 3, {"pads": (1, 1, 1, 1)}),
-    # enough work for 2 threads to split the output rows
+    # 3x3 rows (dw3x3_f32_body.h): 4-pixel groups at strides 1 and 2, single pixels at
+    # stride 3, borders of 2 columns, rows narrower than the window, dilation along H only
+    "3x3_s2_c37_wide": ((1, 9, 70, 37), 3, 3, {"pads": (0, 0, 1, 1), "strides": (2, 2)}),
+    "3x3_s3": ((1, 20, 22, 24), 3, 3, {"pads": (1, 1, 1, 1), "strides": (3, 3)}),
+    "3x3_pad2": ((1, 8, 9, 8), 3, 3, {"pads": (2, 2, 2, 2)}),
+    "3x3_narrow": ((1, 5, 2, 16), 3, 3, {"pads": (1, 1, 1, 1)}),
+    "3x3_dilated_h": ((1, 12, 13, 16), 3, 3, {"pads": (2, 1, 2, 1), "dilations": (2, 1)}),
+    # enough work for 2 threads to split the output rows (the second: in the middle of one)
     "3x3_split": ((1, 64, 61, 48), 3, 3, {"pads": (1, 1, 1, 1), "activation": "RELU6"}),
+    "3x3_split_midrow": ((1, 63, 61, 40), 3, 3, {"pads": (1, 1, 1, 1)}),
     "5x5_s2_split": ((2, 80, 79, 40), 5, 5, {"pads": (2, 2, 2, 2), "strides": (2, 2)}),
 }
 
@@ -166,6 +178,7 @@ def test_depthwise(case, bias, monkeypatch):
 
 @pytest.mark.parametrize("act", ["NONE", "RELU", "RELU6"])
 @pytest.mark.parametrize("rows,k,n", [(1, 1, 1), (1, 512, 100), (1, 33, 1000), (3, 17, 5),
+                                      (1, 70, 56), (9, 20, 87),  # a last panel 3NR/4 wide
                                       (37, 96, 50), (64, 33, 7), (2, 7, 40),
                                       # split over 2 threads by panels, and by rows
                                       (1, 2048, 1000), (64, 256, 200)])
