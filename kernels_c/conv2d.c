@@ -69,7 +69,10 @@ static EmberStatus conv2d_prepare_f32(EmberKernelCtx *ctx) {
   const EmberGemmF32 *gm = ember_gemm_f32_prepare(
       ctx, (const float *)w->data, bias ? (const float *)bias->data : NULL, (size_t)w->dims[0],
       (size_t)w->dims[1] * (size_t)w->dims[2], (size_t)w->dims[3], &st);
-  if (gm) ctx->scratch_bytes += ember_conv_f32_scratch_bytes(gm, ctx->num_threads);
+  const EmberTensor *out = ctx->outputs[0]; /* [N, OH, OW, O], set by ember_prepare_conv */
+  if (gm)
+    ctx->scratch_bytes += ember_conv_f32_scratch_bytes(
+        gm, (size_t)out->dims[1] * (size_t)out->dims[2], ctx->num_threads);
   return st;
 }
 

@@ -228,19 +228,29 @@ const EmberGemmF32 *ember_gemm_f32_prepare(EmberKernelCtx *ctx, const float *w, 
 /* A block of tiles reads about this many bytes of input rows (at least one tile). */
 #define CONV_BLOCK_BYTES (64u << 10)
 
-/* Per thread: the pointers, then room for copies of all the block's window rows. */
-static size_t conv_f32_ptr_bytes(const EmberGemmF32 *gm) {
-  return align64(CONV_MAX_TILES * gm->k.mr * gm->ks * sizeof(const float *));
+/* Tiles per block: about CONV_BLOCK_BYTES of input rows, at least one tile, at most
+ * CONV_MAX_TILES, and no more than an image of `pixels` output pixels needs (so a small layer
+ * asks for little scratch). */
+static size_t conv_f32_block_tiles(const EmberGemmF32 *gm, size_t pixels) {
+  const size_t row_bytes = gm->k.mr * gm->ks * gm->kc * sizeof(float);
+  size_t tiles = CONV_BLOCK_BYTES / (row_bytes ? row_bytes : 1);
+  const size_t need = (pixels + gm->k.mr - 1) / gm->k.mr;
+  tiles = tiles > need ? need : tiles;
+  return tiles < 1 ? 1 : tiles > CONV_MAX_TILES ? CONV_MAX_TILES : tiles;
 }
 
-static size_t conv_f32_thread_bytes(const EmberGemmF32 *gm) {
-  const size_t tile = gm->k.mr * gm->ks * gm->kc * sizeof(float);
-  return conv_f32_ptr_bytes(gm) + align64(tile > CONV_BLOCK_BYTES ? tile : CONV_BLOCK_BYTES);
+/* Per thread: the pointers of a block, then room for copies of all its window rows. */
+static size_t conv_f32_ptr_bytes(const EmberGemmF32 *gm, size_t tiles) {
+  return align64(tiles * gm->k.mr * gm->ks * sizeof(const float *));
 }
 
-size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, int num_threads) {
+static size_t conv_f32_thread_bytes(const EmberGemmF32 *gm, size_t tiles) {
+  return conv_f32_ptr_bytes(gm, tiles) + align64(tiles * gm->k.mr * gm->ks * gm->kc * sizeof(float));
+}
+
+size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, size_t pixels, int num_threads) {
   const size_t threads = num_threads > 1 ? (size_t)num_threads : 1;
-  return threads * conv_f32_thread_bytes(gm);
+  return threads * conv_f32_thread_bytes(gm, conv_f32_block_tiles(gm, pixels));
 }
 
 typedef struct {
@@ -339,9 +349,9 @@ static void conv_f32_run(const ConvF32Job *j, const EmberWindowGeom *s, size_t x
   const size_t mr = gm->k.mr, nr = gm->k.nr, n = gm->n;
   const size_t panel = (gm->ks * gm->kc + 1) * nr, pixels = (size_t)(s->oh * s->ow);
   const size_t block = j->tiles * mr;
-  char *mine = j->scratch + (size_t)thread * conv_f32_thread_bytes(gm);
+  char *mine = j->scratch + (size_t)thread * conv_f32_thread_bytes(gm, j->tiles);
   const float **ind = (const float **)mine;
-  float *copies = (float *)(mine + conv_f32_ptr_bytes(gm));
+  float *copies = (float *)(mine + conv_f32_ptr_bytes(gm, j->tiles));
   /* window rows as taps when they are contiguous */
   const bool rows = s->dw == 1;
   /* a 1x1 stride-1 window inside the input, over whole input rows or a part of one */
@@ -392,11 +402,8 @@ static void conv_f32_panels(void *arg, size_t begin, size_t end, int thread) {
 
 void ember_conv_f32(EmberKernelCtx *ctx, const EmberGemmF32 *gm, const float *x, float *out,
                     const EmberWindowGeom *g, float lo, float hi) {
-  /* blocks of about CONV_BLOCK_BYTES of input rows (at least one tile, at most CONV_MAX_TILES):
-   * conv_f32_thread_bytes has room to copy them all */
-  const size_t row_bytes = gm->k.mr * gm->ks * gm->kc * sizeof(float);
-  size_t tiles = CONV_BLOCK_BYTES / (row_bytes ? row_bytes : 1);
-  tiles = tiles < 1 ? 1 : tiles > CONV_MAX_TILES ? CONV_MAX_TILES : tiles;
+  /* the block size prepare sized the scratch by (ember_conv_f32_scratch_bytes) */
+  const size_t tiles = conv_f32_block_tiles(gm, (size_t)(g->oh * g->ow));
   ConvF32Job j = {gm, g, x, out, lo, hi, tiles, ctx->scratch};
   const size_t work = (size_t)(g->n * g->oh * g->ow) * gm->n * gm->ks * gm->kc;
   /* threads split the pixels, or, when the weights are larger than the input and there are

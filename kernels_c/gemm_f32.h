@@ -115,8 +115,9 @@ typedef struct EmberGemmF32 {
  * is set and *st is not EMBER_OK). */
 const EmberGemmF32 *ember_gemm_f32_prepare(EmberKernelCtx *ctx, const float *w, const float *bias,
                                            size_t n, size_t ks, size_t kc, EmberStatus *st);
-/* The scratch a convolution's eval needs (the threads' indirection buffers). */
-size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, int num_threads);
+/* The scratch a convolution's eval needs (the threads' indirection buffers) for images of
+ * `pixels` output pixels. */
+size_t ember_conv_f32_scratch_bytes(const EmberGemmF32 *gm, size_t pixels, int num_threads);
 /* Conv2D (groups 1) over geometry g: x NHWC, out NHWC, clamp [lo, hi]; split over ctx's
  * threads by output rows, or by panels when the weights outweigh the input. */
 void ember_conv_f32(EmberKernelCtx *ctx, const EmberGemmF32 *gm, const float *x, float *out,
