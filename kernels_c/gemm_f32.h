@@ -1,6 +1,6 @@
 /* The float32 fast paths of Conv2D, FullyConnected (an indirect GEMM, XNNPACK's design) and
  * DepthwiseConv2D (taps over channel vectors; 3x3 windows by output rows with the weights in
- * registers, dw3x3_f32_body.h): weights packed once at prepare, microkernels chosen from
+ * registers, dw_f32_body.h): weights packed once at prepare, microkernels chosen from
  * ctx->isa (kernels_c/x86/ and kernels_c/arm/, files *_f32_<isa>.c), the portable microkernels
  * in gemm_f32.c as their reference.
  *
