@@ -320,22 +320,22 @@ void ember_add_i8_row(const int8_t *a, const int8_t *b, size_t n, const EmberAdd
   ember_add_i8_row_body(a, b, n, p, out);
 }
 
-/* The row function for isa and its parameters, or NULL when a multiplier is 1 or more (r < 31:
- * the tables then). */
+/* One requantization of add_i8_row.h: false when its multiplier is 1 or more (r < 31). */
+static bool add_rq(EmberMultiplier q, uint32_t *m, int *r, uint64_t *c, int64_t *o) {
+  *r = 31 - q.shift;
+  *m = (uint32_t)q.m;
+  *c = ((uint64_t)1 << 62) + ((uint64_t)1 << (*r - 1)) - ((uint64_t)*m << 31);
+  *o = (int64_t)1 << (62 - *r);
+  return *r >= 31;
+}
+
+/* The row function for isa and its parameters, or NULL (the tables then) without fast paths
+ * or when a multiplier is 1 or more. */
 static AddRowFn add_row_fn(uint32_t isa, const BinQuant *q, EmberAddI8Row *rp) {
-  const EmberMultiplier ms[3] = {q->m1, q->m2, q->mo};
-  uint32_t *m[3] = {&rp->m1, &rp->m2, &rp->mo};
-  int *r[3] = {&rp->r1, &rp->r2, &rp->ro};
-  uint64_t *c[3] = {&rp->c1, &rp->c2, &rp->co};
-  int64_t *o[3] = {&rp->o1, &rp->o2, &rp->oo};
-  if (!isa) return NULL;
-  for (int i = 0; i < 3; i++) {
-    *r[i] = 31 - ms[i].shift;
-    if (*r[i] < 31) return NULL;
-    *m[i] = (uint32_t)ms[i].m;
-    *c[i] = ((uint64_t)1 << 62) + ((uint64_t)1 << (*r[i] - 1)) - ((uint64_t)*m[i] << 31);
-    *o[i] = (int64_t)1 << (62 - *r[i]);
-  }
+  if (!isa || !add_rq(q->m1, &rp->m1, &rp->r1, &rp->c1, &rp->o1) ||
+      !add_rq(q->m2, &rp->m2, &rp->r2, &rp->c2, &rp->o2) ||
+      !add_rq(q->mo, &rp->mo, &rp->ro, &rp->co, &rp->oo))
+    return NULL;
   rp->z1 = q->z1;
   rp->z2 = q->z2;
   rp->zo = q->zo;
