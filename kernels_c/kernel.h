@@ -242,6 +242,12 @@ uint16_t ember_float_to_half(float f);
  * to an integer type truncate toward zero, saturate, NaN -> 0; to bool f != 0. */
 void ember_store_float(EmberType type, double f, void *dst);
 
+/* Resize (resize.c) along axis 0 (H) or 1 (W) of `in` input elements: the input taps of
+ * output index o by params p's modes: NEAREST i0 = i1, frac 0; BILINEAR the neighbours i0, i1
+ * and the weight of i1. For the GPU delegate, which resolves coordinates as the CPU does. */
+void ember_resize_taps(const EmberParams *p, int axis, int64_t in, int64_t o, int64_t *i0,
+                       int64_t *i1, double *frac);
+
 /* ---- conv / pool windows (kernel_util.c) ---- */
 
 /* What a conv or pool eval needs about the shapes: NHWC input 0 and output 0, the kernel,

@@ -16,17 +16,20 @@ typedef struct {
   double scale;
 } Axis;
 
-static void get_axes(const EmberParams *p, const EmberTensor *in, Axis ax[2]) {
-  for (int k = 0; k < 2; k++) {
-    ax[k].in = in->dims[1 + k];
-    if (p->has_size) {
-      ax[k].out = p->out_size[k];
-      ax[k].scale = (double)ax[k].out / (double)ax[k].in;
-    } else {
-      ax[k].scale = (double)p->scales[k];
-      ax[k].out = (int64_t)floor((double)ax[k].in * ax[k].scale); /* checked in prepare */
-    }
+static Axis get_axis(const EmberParams *p, int k, int64_t in) {
+  Axis a = {.in = in};
+  if (p->has_size) {
+    a.out = p->out_size[k];
+    a.scale = (double)a.out / (double)a.in;
+  } else {
+    a.scale = (double)p->scales[k];
+    a.out = (int64_t)floor((double)a.in * a.scale); /* checked in prepare */
   }
+  return a;
+}
+
+static void get_axes(const EmberParams *p, const EmberTensor *in, Axis ax[2]) {
+  for (int k = 0; k < 2; k++) ax[k] = get_axis(p, k, in->dims[1 + k]);
 }
 
 static EmberStatus resize_prepare(EmberKernelCtx *ctx) {
@@ -129,6 +132,18 @@ static void linear_taps(double x, int64_t len, int64_t *i0, int64_t *i1, double 
   *i0 = (int64_t)fl;
   *i1 = *i0 + 1 < len ? *i0 + 1 : len - 1;
   *frac = x - fl;
+}
+
+void ember_resize_taps(const EmberParams *p, int axis, int64_t in, int64_t o, int64_t *i0,
+                       int64_t *i1, double *frac) {
+  const Axis a = get_axis(p, axis, in);
+  const double x = source_coord(p->coordinate_mode, o, &a);
+  if (p->resize_mode == EMBER_RESIZE_NEAREST) {
+    *i0 = *i1 = nearest_index(p->nearest_mode, x, in);
+    *frac = 0.0;
+  } else {
+    linear_taps(x, in, i0, i1, frac);
+  }
 }
 
 /* The bilinear blend of one channel's taps v[h][w] (h0/h1, w0/w1): along H first, then W. */

@@ -500,32 +500,7 @@ static size_t window_params(const EmberGraphView *g, const EmberNode *nd, bool w
   return i;
 }
 
-/* Resize: the coordinates resolved in double on the host, as kernels_c/resize.c does. */
-static double source_coord(int mode, int64_t o, int64_t in, int64_t out, double scale) {
-  const double x = (double)o;
-  switch (mode) {
-    case EMBER_COORD_HALF_PIXEL: return (x + 0.5) / scale - 0.5;
-    case EMBER_COORD_PYTORCH_HALF_PIXEL: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-    case EMBER_COORD_ALIGN_CORNERS: return out == 1 ? 0.0 : x * (double)(in - 1) / (double)(out - 1);
-    case EMBER_COORD_ASYMMETRIC: return x / scale;
-    default: return (x + 0.5) / scale;
-  }
-}
-
-static int32_t nearest_index(int mode, double x, int64_t len) {
-  const double fl = floor(x);
-  double r;
-  switch (mode) {
-    case EMBER_NEAREST_ROUND_PREFER_FLOOR: r = x == fl + 0.5 ? fl : round(x); break;
-    case EMBER_NEAREST_ROUND_PREFER_CEIL: r = x == fl + 0.5 ? ceil(x) : round(x); break;
-    case EMBER_NEAREST_FLOOR: r = fl; break;
-    default: r = ceil(x); break;
-  }
-  if (!(r > 0.0)) return 0;
-  if (r >= (double)(len - 1)) return (int32_t)(len - 1);
-  return (int32_t)r;
-}
-
+/* Resize: the coordinates resolved on the host by the CPU kernel's own rule. */
 static bool resize_launch(ClPartition *cp, int node, char *err, size_t n) {
   const EmberNode *nd = &cp->g->nodes[node];
   const EmberParams *q = &nd->params;
@@ -543,22 +518,12 @@ static bool resize_launch(ClPartition *cp, int node, char *err, size_t n) {
   int32_t *t = p + 7;
   for (int axis = 0; axis < 2; axis++) {
     const int64_t in = tx->dims[1 + axis], out = ty->dims[1 + axis];
-    const double scale = q->has_size ? (double)out / (double)in : (double)q->scales[axis];
     for (int64_t o = 0; o < out; o++) {
-      double c = source_coord(q->coordinate_mode, o, in, out, scale);
-      int32_t i0, i1;
-      double frac = 0.0;
-      if (!bilinear) {
-        i0 = i1 = nearest_index(q->nearest_mode, c, in);
-      } else {
-        if (!(c > 0.0)) c = 0.0;
-        if (c > (double)(in - 1)) c = (double)(in - 1);
-        i0 = (int32_t)floor(c);
-        i1 = i0 + 1 < in ? i0 + 1 : (int32_t)(in - 1);
-        frac = c - floor(c);
-      }
-      t[o] = i0;
-      t[out + o] = i1;
+      int64_t i0, i1;
+      double frac;
+      ember_resize_taps(q, axis, in, o, &i0, &i1, &frac);
+      t[o] = (int32_t)i0;
+      t[out + o] = (int32_t)i1;
       t[2 * out + o] = fbits((float)frac);
     }
     t += 3 * out;
