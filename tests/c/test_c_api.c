@@ -18,22 +18,6 @@
 #include "kernel.h"
 #include "test_common.h"
 
-static float *read_floats(const char *path, size_t *count) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long size = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  float *data = malloc((size_t)size > 0 ? (size_t)size : 1);
-  if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-    free(data);
-    data = NULL;
-  }
-  fclose(f);
-  *count = (size_t)size / sizeof(float);
-  return data;
-}
-
 static void *read_file(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

@@ -31,4 +31,21 @@ static int test_report(const char *name) {
   printf("%s: %d passed, %d failed\n", name, test_checks - test_failures, test_failures);
   return test_failures ? 1 : 0;
 }
+
+/* The float32 values of a raw file (*count of them), or NULL. */
+static inline float *read_floats(const char *path, size_t *count) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  float *data = malloc((size_t)size > 0 ? (size_t)size : 1);
+  if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
+    free(data);
+    data = NULL;
+  }
+  fclose(f);
+  *count = (size_t)size / sizeof(float);
+  return data;
+}
 #endif

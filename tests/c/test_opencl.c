@@ -17,18 +17,6 @@
 #include "ember_opencl.h"
 #include "test_common.h"
 
-static float *read_floats(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long size = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  float *v = malloc((size_t)size);
-  *n = v && fread(v, 1, (size_t)size, f) == (size_t)size ? (size_t)size / sizeof *v : 0;
-  fclose(f);
-  return v;
-}
-
 static EmberDelegate *make(const char *cache, int64_t min_macs) {
   EmberOpenCLOptions o;
   ember_opencl_options_init(&o);
