@@ -17,17 +17,27 @@
 
 #include "kernel.h"
 
-/* The first output index along one axis whose window has no tap inside [0, in), or -1. */
+/* Whether window o (taps o*s - pad + t*d, t < k) has no tap inside [0, in): O(1), since the
+ * kernel may be huge. */
+static bool window_empty(int64_t o, int64_t in, int64_t k, int64_t s, int64_t d, int64_t pad) {
+  const int64_t base = o * s - pad;
+  const int64_t t0 = base >= 0 ? 0 : (-base + d - 1) / d; /* the first tap at or past 0 */
+  return t0 >= k || base + t0 * d >= in;
+}
+
+/* The first output index along one axis whose window has no tap inside [0, in), or -1. With
+ * d <= in a window reaching past 0 before passing in - 1 always has a tap inside, so only the
+ * first window (all taps < 0) or those starting at or past `in` can be empty; larger dilations
+ * are checked window by window. */
 static int64_t first_empty_window(int64_t out, int64_t in, int64_t k, int64_t s, int64_t d,
                                   int64_t pad) {
-  for (int64_t o = 0; o < out; o++) {
-    bool any = false;
-    for (int64_t t = 0; t < k && !any; t++) {
-      const int64_t i = o * s - pad + t * d;
-      any = i >= 0 && i < in;
-    }
-    if (!any) return o;
+  if (out > 0 && window_empty(0, in, k, s, d, pad)) return 0;
+  if (d <= in) {
+    const int64_t o = (in + pad + s - 1) / s; /* the first window starting at or past in */
+    return o < out ? o : -1;
   }
+  for (int64_t o = 1; o < out; o++)
+    if (window_empty(o, in, k, s, d, pad)) return o;
   return -1;
 }
 

@@ -184,6 +184,9 @@ def test_fuzz_loader(models):
     corpus.mkdir(exist_ok=True)
     for name in ("api.ember", "zoo.ember", "delegate.ember", "int8.ember"):
         shutil.copy(models / name, corpus / name)
+    # inputs the fuzzer once found a problem with (run first: they must now pass in time)
+    for found in (ROOT / "tests" / "data" / "fuzz").iterdir():
+        shutil.copy(found, corpus / found.name)
     r = subprocess.run([str(build / "fuzz_loader"), f"-max_total_time={seconds}", "-max_len=65536",
                         "-rss_limit_mb=2048", "-timeout=10", f"-artifact_prefix={models}/",
                         str(corpus)], capture_output=True, text=True, timeout=seconds + 300,

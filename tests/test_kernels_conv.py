@@ -501,6 +501,15 @@ def test_pool_window_entirely_in_padding():
                 dict(kernel=(2, 2), pads=(2, 0, 0, 0)), const=())
 
 
+def test_pool_window_in_padding_with_a_huge_kernel():
+    """A window of 2e9 taps entirely in the padding: found in O(1) per window, not per tap (the
+    fuzzer once timed out here; tests/data/fuzz/pool_huge_kernel.bin)."""
+    rng = rng_for("err")
+    check_error("MaxPool2D", [randn(rng, 1, 1, 4, 1)], r"padding",
+                dict(kernel=(1, 2_000_000_000), pads=(0, 2_000_000_000, 0, 0)), const=(),
+                ref_rejects=False)
+
+
 def test_average_pool2d_count_include_pad_with_dilation():
     rng = rng_for("err")
     check_error("AveragePool2D", [randn(rng, 1, 6, 6, 1)], [r"count_include_pad", r"dilation"],
