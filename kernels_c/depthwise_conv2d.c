@@ -59,8 +59,12 @@ static EmberStatus depthwise_conv2d_prepare_f32(EmberKernelCtx *ctx) {
   const size_t blocks = (c + v - 1) / v, block = v * (ks + 1); /* floats */
   const size_t head = align64(sizeof k), packed = align64(blocks * block * sizeof(float));
   const size_t in_w = (size_t)ctx->inputs[0]->dims[2];
-  const size_t zero = align64((in_w ? in_w : 1) * c * sizeof(float)); /* at least one pixel */
-  /* no overflow: w and a row of x exist, each well under 2^40 bytes */
+  /* a zero row of x (at least one pixel): its width comes from the model, not from data */
+  const size_t row = in_w ? in_w : 1;
+  if (c > SIZE_MAX / 4 / sizeof(float) / row)
+    return ember_kernel_error(ctx, EMBER_ERROR_OUT_OF_MEMORY,
+                              "a zero row of %zu x %zu floats is too much", row, c);
+  const size_t zero = align64(row * c * sizeof(float)); /* w's data exists: head + packed fit */
   char *mem = ember_kernel_state(ctx, head + packed + zero);
   if (!mem) return EMBER_ERROR_OUT_OF_MEMORY;
   float *pw = (float *)(mem + head);

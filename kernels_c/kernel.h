@@ -160,6 +160,8 @@ typedef struct EmberKernelCtx {
    * ember_kernel_state); owned by the interpreter, freed with it. */
   void *state;
   size_t state_bytes;
+  size_t max_state_bytes; /* 0: no limit; else ember_kernel_state fails past it (the options'
+                           * max_arena_bytes: a malformed model must not make us allocate GBs) */
   char *error;           /* message buffer owned by the interpreter */
   size_t error_size;
 } EmberKernelCtx;
@@ -204,7 +206,7 @@ EmberStatus ember_kernel_error(EmberKernelCtx *ctx, EmberStatus status, const ch
 /* In prepare: `bytes` of memory (64-byte aligned) that stay with this node until its next
  * prepare or the interpreter's end, for what eval needs every time but can compute once,
  * such as packed weights. A later call replaces the earlier memory. NULL (with an error in
- * ctx) when out of memory. */
+ * ctx) when out of memory or over ctx->max_state_bytes. */
 void *ember_kernel_state(EmberKernelCtx *ctx, size_t bytes);
 
 size_t ember_type_size(EmberType type);

@@ -20,9 +20,10 @@ EmberStatus ember_kernel_error(EmberKernelCtx *ctx, EmberStatus status, const ch
 
 void *ember_kernel_state(EmberKernelCtx *ctx, size_t bytes) {
   const size_t rounded = (bytes + 63) & ~(size_t)63;
-  if (rounded < bytes) {
-    ember_kernel_error(ctx, EMBER_ERROR_OUT_OF_MEMORY, "%zu bytes of packed state is too much",
-                       bytes);
+  if (rounded < bytes || (ctx->max_state_bytes && rounded > ctx->max_state_bytes)) {
+    ember_kernel_error(ctx, EMBER_ERROR_OUT_OF_MEMORY,
+                       "packing needs %zu bytes, over the limit of %zu bytes (max_arena_bytes)",
+                       bytes, ctx->max_state_bytes);
     return NULL;
   }
   if (ctx->state && ctx->state_bytes == rounded) return ctx->state;

@@ -73,7 +73,9 @@ typedef struct EmberInterpreterOptions {
   int num_threads;
   EmberDelegate **delegates;     /* borrowed; must outlive the interpreter */
   int num_delegates;
-  size_t max_arena_bytes;        /* 0: no limit; else allocate fails on a larger arena */
+  size_t max_arena_bytes;        /* 0: no limit; else allocate fails on a larger arena (and on
+                                  * a node whose packed weights or folded constants would be
+                                  * larger) */
 } EmberInterpreterOptions;
 
 EMBER_API const char *ember_version(void);

@@ -232,6 +232,7 @@ EmberStatus ember_interpreter_create(const EmberModel *model,
     c->num_threads = it->num_threads;
     c->pool = it->pool;
     c->isa = it->isa;
+    c->max_state_bytes = it->max_arena_bytes;
     c->error = it->kernel_error;
     c->error_size = sizeof it->kernel_error;
   }
